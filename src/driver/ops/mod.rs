@@ -1,0 +1,6 @@
+//! One file per operation kind. Each defines the op's data (what the kernel
+//! may touch, owned until the CQE) and its [`OpCode`](super::op::OpCode).
+
+pub(crate) mod nop;
+pub(crate) mod read;
+pub(crate) mod write;

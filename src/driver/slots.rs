@@ -1,0 +1,532 @@
+//! Operation slots: one per in-flight SQE, keyed by its user_data.
+//!
+//! # Lifecycle
+//!
+//! ```text
+//!              poll                 CQE (no F_MORE)
+//! Submitted ──────────▶ Waiting ──────────────────▶ Completed ──▶ (freed by the future's poll)
+//!     │                    │
+//!     │   future dropped   │   future dropped: data moved into the slot,
+//!     └────────┬───────────┘   ASYNC_CANCEL(user_data) submitted
+//!              ▼
+//!          Cancelled(data) ── every CQE: data.on_cqe() (closes fds a late accept made, …)
+//!              └──────────── CQE without F_MORE: slot freed, data dropped
+//!
+//! Streaming (multishot): CQEs with F_MORE queue up in the slot until the
+//! stream's owner takes them; the slot lives until the CQE without F_MORE has
+//! been taken (or, once cancelled, has arrived).
+//! ```
+//!
+//! Rules:
+//! 1. A slot is freed only after the kernel's last CQE for it arrived, so a
+//!    key (user_data) is never reused while the kernel may still post for it,
+//!    and an `ASYNC_CANCEL` by user_data always targets the right op.
+//! 2. Memory the kernel may touch (buffers, sockaddrs, iovecs) is owned by the
+//!    op's data, first inside the future, then inside the slot; it is dropped
+//!    only after rule 1 allows it — never earlier.
+//! 3. CQEs are dispatched only to their own slot; nothing here ever consumes
+//!    another op's CQE.
+//! 4. Wakers and dropped data are handed back to the caller, to be woken and
+//!    dropped after the driver lock is released (they may run foreign code).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::task::{Poll, Waker};
+
+use slab::Slab;
+
+/// The result of one CQE.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    pub(crate) result: io::Result<u32>,
+    pub(crate) flags: u32,
+}
+
+impl Completion {
+    pub(crate) fn from_cqe(res: i32, flags: u32) -> Self {
+        let result = if res < 0 {
+            Err(io::Error::from_raw_os_error(-res))
+        } else {
+            Ok(res as u32)
+        };
+        Completion { result, flags }
+    }
+
+    /// A completion the kernel never produced (the op could not be submitted).
+    pub(crate) fn error(e: io::Error) -> Self {
+        Completion {
+            result: Err(e),
+            flags: 0,
+        }
+    }
+
+    pub(crate) fn more(&self) -> bool {
+        io_uring::cqueue::more(self.flags)
+    }
+}
+
+/// What a dropped op leaves in its slot until the kernel lets go of it.
+pub(crate) trait CancelledOp: Send {
+    /// Called for every CQE that arrives after the future was dropped (and
+    /// for completions it never took). Release what the kernel produced: an
+    /// accepted or opened fd, a provided buffer. Most ops own nothing of the
+    /// kind.
+    fn on_cqe(&mut self, completion: &Completion) {
+        let _ = completion;
+    }
+}
+
+pub(crate) enum Lifecycle {
+    /// The SQE is queued or in the kernel; no waker yet.
+    Submitted,
+    /// A task waits for the CQE.
+    Waiting(Waker),
+    /// The CQE arrived and waits to be taken.
+    Completed(Completion),
+    /// A multishot op: CQEs not yet taken; `more` is false once the terminal
+    /// CQE (without `F_MORE`) arrived.
+    Streaming {
+        ready: VecDeque<Completion>,
+        waker: Option<Waker>,
+        more: bool,
+    },
+    /// The future was dropped first; its data stays here until the last CQE.
+    Cancelled(Box<dyn CancelledOp>),
+    /// Shutdown gave up waiting for this op's CQE: the kernel may still write
+    /// its memory, so whatever owns that memory must leak it.
+    Abandoned,
+}
+
+impl fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lifecycle::Submitted => f.write_str("Submitted"),
+            Lifecycle::Waiting(_) => f.write_str("Waiting"),
+            Lifecycle::Completed(c) => write!(f, "Completed({c:?})"),
+            Lifecycle::Streaming { ready, more, .. } => {
+                write!(f, "Streaming {{ ready: {}, more: {more} }}", ready.len())
+            }
+            Lifecycle::Cancelled(_) => f.write_str("Cancelled"),
+            Lifecycle::Abandoned => f.write_str("Abandoned"),
+        }
+    }
+}
+
+/// What the driver must do after a future dropped its op.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AfterDrop {
+    /// The op is still in the kernel: submit `ASYNC_CANCEL` for it.
+    SubmitCancel,
+    /// The op had already finished; nothing is in flight.
+    Nothing,
+}
+
+/// Side effects of dispatching CQEs, applied after the lock is released.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub(crate) wakers: Vec<Waker>,
+    pub(crate) garbage: Vec<Box<dyn CancelledOp>>,
+}
+
+impl Effects {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.wakers.is_empty() && self.garbage.is_empty()
+    }
+
+    pub(crate) fn append(&mut self, other: &mut Effects) {
+        self.wakers.append(&mut other.wakers);
+        self.garbage.append(&mut other.garbage);
+    }
+
+    /// Wakes and drops; call with no lock held.
+    pub(crate) fn run(&mut self) {
+        for w in self.wakers.drain(..) {
+            w.wake();
+        }
+        self.garbage.clear();
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Slots {
+    slab: Slab<Lifecycle>,
+}
+
+impl Slots {
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    /// Reserves a slot for an op about to be submitted.
+    pub(crate) fn insert(&mut self, waker: &Waker, multishot: bool) -> usize {
+        self.slab.insert(if multishot {
+            Lifecycle::Streaming {
+                ready: VecDeque::new(),
+                waker: Some(waker.clone()),
+                more: true,
+            }
+        } else {
+            Lifecycle::Waiting(waker.clone())
+        })
+    }
+
+    /// Frees a slot whose SQE never reached the ring.
+    pub(crate) fn remove_unsubmitted(&mut self, key: usize) {
+        self.slab.remove(key);
+    }
+
+    fn get(&mut self, key: usize) -> &mut Lifecycle {
+        match self.slab.get_mut(key) {
+            Some(l) => l,
+            None => panic!("ringio: no op slot {key} (freed twice, or a stray CQE)"),
+        }
+    }
+
+    /// Dispatches one CQE to its slot. Returns `true` if it was the op's last
+    /// CQE (the op no longer counts as in flight).
+    pub(crate) fn dispatch(&mut self, key: usize, res: i32, flags: u32, fx: &mut Effects) -> bool {
+        let c = Completion::from_cqe(res, flags);
+        let last = !c.more();
+        let state = self.get(key);
+        match state {
+            Lifecycle::Submitted | Lifecycle::Waiting(_) => {
+                let prev = std::mem::replace(state, Lifecycle::Completed(c));
+                if let Lifecycle::Waiting(w) = prev {
+                    fx.wakers.push(w);
+                }
+                if !last {
+                    panic!("ringio: single-shot op slot {key} got a CQE with F_MORE");
+                }
+            }
+            Lifecycle::Streaming { ready, waker, more } => {
+                ready.push_back(c);
+                *more = !last;
+                if let Some(w) = waker.take() {
+                    fx.wakers.push(w);
+                }
+            }
+            Lifecycle::Cancelled(data) => {
+                data.on_cqe(&c);
+                if last {
+                    if let Lifecycle::Cancelled(data) = self.slab.remove(key) {
+                        fx.garbage.push(data);
+                    }
+                }
+            }
+            Lifecycle::Abandoned => {
+                // Shutdown stopped waiting, yet the CQE came: the owner still
+                // leaks its memory (it cannot know), the slot itself is freed
+                // once the owner drops or polls it.
+            }
+            other => panic!("ringio: unexpected lifecycle for op slot {key} on CQE: {other:?}"),
+        }
+        last
+    }
+
+    /// Polls a single-shot op: takes its completion or records the waker.
+    pub(crate) fn poll(&mut self, key: usize, waker: &Waker) -> Poll<Option<Completion>> {
+        let state = self.get(key);
+        match state {
+            Lifecycle::Completed(_) => match self.slab.remove(key) {
+                Lifecycle::Completed(c) => Poll::Ready(Some(c)),
+                _ => unreachable!("just matched Completed"),
+            },
+            Lifecycle::Waiting(w) if w.will_wake(waker) => Poll::Pending,
+            Lifecycle::Submitted | Lifecycle::Waiting(_) => {
+                *state = Lifecycle::Waiting(waker.clone());
+                Poll::Pending
+            }
+            // The memory is the kernel's for good: the caller leaks it.
+            Lifecycle::Abandoned => {
+                self.slab.remove(key);
+                Poll::Ready(None)
+            }
+            other => panic!("ringio: unexpected lifecycle for op slot {key} on poll: {other:?}"),
+        }
+    }
+
+    /// Polls a multishot op for its next completion; `Ready(None)` once the
+    /// terminal CQE was taken (the slot is then freed).
+    pub(crate) fn poll_stream(&mut self, key: usize, waker: &Waker) -> Poll<Option<Completion>> {
+        let state = self.get(key);
+        match state {
+            Lifecycle::Streaming { ready, waker: w, more } => {
+                if let Some(c) = ready.pop_front() {
+                    if ready.is_empty() && !*more {
+                        self.slab.remove(key);
+                    }
+                    return Poll::Ready(Some(c));
+                }
+                if !*more {
+                    self.slab.remove(key);
+                    return Poll::Ready(None);
+                }
+                match w {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => *w = Some(waker.clone()),
+                }
+                Poll::Pending
+            }
+            Lifecycle::Abandoned => {
+                self.slab.remove(key);
+                Poll::Ready(None)
+            }
+            other => panic!("ringio: unexpected lifecycle for op slot {key} on stream poll: {other:?}"),
+        }
+    }
+
+    /// The future (or stream) owning `key` was dropped, handing over `data`.
+    pub(crate) fn drop_op(
+        &mut self,
+        key: usize,
+        mut data: Box<dyn CancelledOp>,
+        fx: &mut Effects,
+    ) -> AfterDrop {
+        let state = self.get(key);
+        match state {
+            Lifecycle::Submitted | Lifecycle::Waiting(_) => {
+                *state = Lifecycle::Cancelled(data);
+                AfterDrop::SubmitCancel
+            }
+            Lifecycle::Completed(c) => {
+                data.on_cqe(c);
+                self.slab.remove(key);
+                fx.garbage.push(data);
+                AfterDrop::Nothing
+            }
+            Lifecycle::Streaming { ready, more, .. } => {
+                for c in ready.drain(..) {
+                    data.on_cqe(&c);
+                }
+                if *more {
+                    *state = Lifecycle::Cancelled(data);
+                    AfterDrop::SubmitCancel
+                } else {
+                    self.slab.remove(key);
+                    fx.garbage.push(data);
+                    AfterDrop::Nothing
+                }
+            }
+            Lifecycle::Abandoned => {
+                self.slab.remove(key);
+                crate::driver::graveyard::bury(data);
+                AfterDrop::Nothing
+            }
+            other => panic!("ringio: unexpected lifecycle for op slot {key} on drop: {other:?}"),
+        }
+    }
+
+    /// Keys of ops still owned by a live future (shutdown cancels them).
+    pub(crate) fn live_keys(&self) -> Vec<usize> {
+        self.slab
+            .iter()
+            .filter(|(_, l)| {
+                matches!(
+                    l,
+                    Lifecycle::Submitted | Lifecycle::Waiting(_) | Lifecycle::Streaming { more: true, .. }
+                )
+            })
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Number of slots the kernel may still post to.
+    pub(crate) fn in_kernel(&self) -> usize {
+        self.slab
+            .iter()
+            .filter(|(_, l)| {
+                matches!(
+                    l,
+                    Lifecycle::Submitted
+                        | Lifecycle::Waiting(_)
+                        | Lifecycle::Cancelled(_)
+                        | Lifecycle::Streaming { more: true, .. }
+                )
+            })
+            .count()
+    }
+
+    /// Shutdown gave up: every op the kernel may still write to is abandoned;
+    /// cancelled data is leaked (never freed), live futures find `Abandoned`.
+    /// Wakers are returned so their tasks (if any) observe it.
+    pub(crate) fn abandon_in_kernel(&mut self, fx: &mut Effects) {
+        for (_, l) in self.slab.iter_mut() {
+            let in_kernel = matches!(
+                l,
+                Lifecycle::Submitted
+                    | Lifecycle::Waiting(_)
+                    | Lifecycle::Cancelled(_)
+                    | Lifecycle::Streaming { more: true, .. }
+            );
+            if !in_kernel {
+                continue;
+            }
+            match std::mem::replace(l, Lifecycle::Abandoned) {
+                Lifecycle::Cancelled(data) => crate::driver::graveyard::bury(data),
+                Lifecycle::Waiting(w) => fx.wakers.push(w),
+                Lifecycle::Streaming { waker: Some(w), .. } => fx.wakers.push(w),
+                _ => {}
+            }
+        }
+        // Slots that were `Cancelled` have no owner left and stay
+        // `Abandoned` until the slab itself is dropped with the context.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct CountWake(AtomicUsize);
+    impl Wake for CountWake {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Probe {
+        cqes: Arc<AtomicUsize>,
+        dropped: Arc<AtomicUsize>,
+    }
+    struct Data(Probe);
+    impl CancelledOp for Data {
+        fn on_cqe(&mut self, _: &Completion) {
+            self.0.cqes.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    impl Drop for Data {
+        fn drop(&mut self) {
+            self.0.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<CountWake>, Waker) {
+        let c = Arc::new(CountWake(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    // IORING_CQE_F_MORE (io_uring.h).
+    const MORE: u32 = 1 << 1;
+
+    #[test]
+    fn completed_then_polled() {
+        let (count, w) = waker();
+        let mut s = Slots::default();
+        let k = s.insert(&w, false);
+        assert!(s.poll(k, &w).is_pending());
+        let mut fx = Effects::default();
+        assert!(s.dispatch(k, 5, 0, &mut fx));
+        fx.run();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        match s.poll(k, &w) {
+            Poll::Ready(Some(c)) => assert_eq!(c.result.unwrap(), 5),
+            other => panic!("{other:?}"),
+        }
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn dropped_before_cqe_keeps_data_until_cqe() {
+        let (_, w) = waker();
+        let probe = Probe::default();
+        let mut s = Slots::default();
+        let k = s.insert(&w, false);
+        let mut fx = Effects::default();
+        assert_eq!(s.drop_op(k, Box::new(Data(probe.clone())), &mut fx), AfterDrop::SubmitCancel);
+        assert_eq!(probe.dropped.load(Ordering::SeqCst), 0, "kernel still owns the memory");
+        assert!(s.dispatch(k, -libc::ECANCELED, 0, &mut fx));
+        assert_eq!(probe.cqes.load(Ordering::SeqCst), 1);
+        fx.run();
+        assert_eq!(probe.dropped.load(Ordering::SeqCst), 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn completed_then_dropped_before_repoll_releases_result() {
+        let (_, w) = waker();
+        let probe = Probe::default();
+        let mut s = Slots::default();
+        let k = s.insert(&w, false);
+        let mut fx = Effects::default();
+        s.dispatch(k, 7, 0, &mut fx);
+        assert_eq!(s.drop_op(k, Box::new(Data(probe.clone())), &mut fx), AfterDrop::Nothing);
+        assert_eq!(probe.cqes.load(Ordering::SeqCst), 1, "on_cqe sees the unclaimed result");
+        fx.run();
+        assert_eq!(probe.dropped.load(Ordering::SeqCst), 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn multishot_lives_across_more() {
+        let (count, w) = waker();
+        let mut s = Slots::default();
+        let k = s.insert(&w, true);
+        let mut fx = Effects::default();
+        assert!(!s.dispatch(k, 1, MORE, &mut fx));
+        assert!(!s.dispatch(k, 2, MORE, &mut fx));
+        fx.run();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake for a batch");
+        let next = |s: &mut Slots| match s.poll_stream(k, &w) {
+            Poll::Ready(Some(c)) => Some(c.result.unwrap()),
+            Poll::Ready(None) => None,
+            Poll::Pending => Some(u32::MAX),
+        };
+        assert_eq!(next(&mut s), Some(1));
+        assert_eq!(next(&mut s), Some(2));
+        assert_eq!(next(&mut s), Some(u32::MAX), "pending while F_MORE");
+        assert!(s.dispatch(k, 3, 0, &mut fx));
+        assert_eq!(next(&mut s), Some(3));
+        assert!(s.is_empty(), "freed with the last completion taken");
+    }
+
+    #[test]
+    fn multishot_dropped_with_queued_results_releases_each() {
+        let (_, w) = waker();
+        let probe = Probe::default();
+        let mut s = Slots::default();
+        let k = s.insert(&w, true);
+        let mut fx = Effects::default();
+        s.dispatch(k, 10, MORE, &mut fx);
+        s.dispatch(k, 11, MORE, &mut fx);
+        assert_eq!(s.drop_op(k, Box::new(Data(probe.clone())), &mut fx), AfterDrop::SubmitCancel);
+        assert_eq!(probe.cqes.load(Ordering::SeqCst), 2);
+        assert!(!s.dispatch(k, 12, MORE, &mut fx), "late CQE with F_MORE keeps the slot");
+        assert!(s.dispatch(k, -libc::ECANCELED, 0, &mut fx));
+        assert_eq!(probe.cqes.load(Ordering::SeqCst), 4);
+        fx.run();
+        assert_eq!(probe.dropped.load(Ordering::SeqCst), 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn abandoned_ops_leak_instead_of_freeing() {
+        let (_, w) = waker();
+        let probe = Probe::default();
+        let mut s = Slots::default();
+        let live = s.insert(&w, false);
+        let cancelled = s.insert(&w, false);
+        let mut fx = Effects::default();
+        s.drop_op(cancelled, Box::new(Data(probe.clone())), &mut fx);
+        assert_eq!(s.in_kernel(), 2);
+        s.abandon_in_kernel(&mut fx);
+        fx.run();
+        assert_eq!(probe.dropped.load(Ordering::SeqCst), 0, "kernel may still write: leaked");
+        assert!(matches!(s.poll(live, &w), Poll::Ready(None)));
+    }
+
+    #[test]
+    #[should_panic(expected = "no op slot")]
+    fn stray_cqe_is_a_loud_bug() {
+        let mut s = Slots::default();
+        s.dispatch(3, 0, 0, &mut Effects::default());
+    }
+}

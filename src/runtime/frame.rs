@@ -1,0 +1,151 @@
+//! Thread-local run frames: which contexts the current thread is running.
+//!
+//! `run`, `poll`, `block_on` (and shutdown) push a [`Frame`] for the duration
+//! of the call; frames nest (a handler may `block_on` another context) and
+//! are popped in reverse order by [`FrameGuard`]. A frame answers three
+//! questions cheaply:
+//! * `IoContext::current()` / `running_in_this_thread()`;
+//! * whether this thread *owns* a single-threaded context (the lockless path
+//!   of [`crate::runtime::cell::ModeLock`] depends on it);
+//! * the per-handler inline-completion budget of speculative I/O.
+//!
+//! A frame lives on the stack of the call that pushed it; the thread-local
+//! only ever points at live frames because the guard restores the previous
+//! pointer before the frame goes out of scope.
+
+use std::cell::Cell;
+use std::ptr;
+use std::sync::Arc;
+
+use crate::context::IoContext;
+use crate::runtime::scheduler::Shared;
+
+/// Inline completions allowed per handler (see DESIGN.md, speculation).
+pub(crate) const INLINE_BUDGET: u32 = 16;
+
+pub(crate) struct Frame {
+    /// From `Arc::as_ptr`; the call that pushed the frame holds a strong
+    /// reference for the frame's whole life.
+    shared: *const Shared,
+    /// Null for the detached frame of a shutdown (no handle exists then).
+    ctx: *const IoContext,
+    prev: *const Frame,
+    /// Handlers polled under this frame and not yet added to the metrics.
+    pub(crate) polled: Cell<u64>,
+    /// Handlers run since the ring and timers were last checked.
+    pub(crate) since_flush: Cell<u32>,
+    /// Inline completions left for the current handler.
+    pub(crate) inline_budget: Cell<u32>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*const Frame> = const { Cell::new(ptr::null()) };
+}
+
+/// Pops its frame when dropped.
+pub(crate) struct FrameGuard<'a> {
+    frame: &'a Frame,
+}
+
+impl Frame {
+    pub(crate) fn new(ctx: &IoContext) -> Self {
+        let mut f = Frame::detached(ctx.shared_arc());
+        f.ctx = ctx as *const IoContext;
+        f
+    }
+
+    /// A frame with no `IoContext` handle (shutdown, or draining a closed
+    /// context's remote queue). `shared` must outlive the frame.
+    pub(crate) fn detached(shared: &Arc<Shared>) -> Self {
+        Frame {
+            shared: Arc::as_ptr(shared),
+            ctx: ptr::null(),
+            prev: ptr::null(),
+            polled: Cell::new(0),
+            since_flush: Cell::new(0),
+            inline_budget: Cell::new(INLINE_BUDGET),
+        }
+    }
+
+    /// Makes this frame the innermost one of the current thread.
+    pub(crate) fn enter(&mut self) -> FrameGuard<'_> {
+        self.prev = CURRENT.with(|c| c.replace(self as *const Frame));
+        FrameGuard { frame: self }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: the call that pushed the frame holds a strong reference
+        // for the frame's whole life.
+        unsafe { &*self.shared }
+    }
+
+    /// A new strong reference to the frame's context state.
+    pub(crate) fn shared_arc(&self) -> Arc<Shared> {
+        // SAFETY: `shared` came from `Arc::as_ptr` of an Arc that is alive
+        // (see the field docs), so bumping its count and rebuilding an Arc
+        // from it is sound.
+        unsafe {
+            Arc::increment_strong_count(self.shared);
+            Arc::from_raw(self.shared)
+        }
+    }
+}
+
+impl FrameGuard<'_> {
+    pub(crate) fn frame(&self) -> &Frame {
+        self.frame
+    }
+}
+
+impl Drop for FrameGuard<'_> {
+    fn drop(&mut self) {
+        let frame = self.frame;
+        frame.shared().metrics.add_polled(frame.polled.take());
+        CURRENT.with(|c| c.set(frame.prev));
+    }
+}
+
+/// Calls `f` with the innermost frame, if any.
+pub(crate) fn with_innermost<R>(f: impl FnOnce(Option<&Frame>) -> R) -> R {
+    CURRENT.with(|c| {
+        let p = c.get();
+        // SAFETY: CURRENT only points at frames that are alive (see module docs).
+        f(unsafe { p.as_ref() })
+    })
+}
+
+/// Calls `f` with the innermost frame of `shared` on this thread, if any.
+pub(crate) fn with_frame_of<R>(shared: &Shared, f: impl FnOnce(Option<&Frame>) -> R) -> R {
+    CURRENT.with(|c| {
+        let mut p = c.get();
+        while !p.is_null() {
+            // SAFETY: CURRENT and every `prev` link point at live frames.
+            let frame = unsafe { &*p };
+            if ptr::eq(frame.shared, shared) {
+                return f(Some(frame));
+            }
+            p = frame.prev;
+        }
+        f(None)
+    })
+}
+
+/// Whether the current thread is inside a run frame of `shared`.
+pub(crate) fn is_running(shared: &Shared) -> bool {
+    with_frame_of(shared, |f| f.is_some())
+}
+
+/// The context of the innermost frame that has a handle.
+pub(crate) fn current_context() -> Option<IoContext> {
+    with_innermost(|f| {
+        let f = f?;
+        // SAFETY: a non-null `ctx` points at the `IoContext` borrowed by the
+        // call that pushed the frame, which is still executing.
+        unsafe { f.ctx.as_ref() }.cloned()
+    })
+}
+
+/// The context state of the innermost frame.
+pub(crate) fn current_shared() -> Option<Arc<Shared>> {
+    with_innermost(|f| f.map(Frame::shared_arc))
+}

@@ -1,0 +1,401 @@
+//! The shared ready queue of a multi-threaded context, with the
+//! leader/follower state that decides who waits in the kernel.
+//!
+//! # Protocol
+//!
+//! One mutex guards the queue *and* the leader/follower state, so every
+//! decision below is made atomically with respect to every push:
+//!
+//! * A runner that finds the queue empty becomes the **leader** if there is
+//!   none ([`RunQueue::next`] returns [`Next::Lead`]); otherwise it is a
+//!   **follower** and sleeps on the condition variable until work, a stop, a
+//!   deadline, or the end of the current leadership.
+//! * The leader flushes submissions, reaps completions and expires timers; if
+//!   that produced nothing it calls [`RunQueue::park_leader`], which — still
+//!   under the lock — refuses if work or a stop arrived meanwhile, and
+//!   otherwise records `leader_parked = true`. Only then does the leader enter
+//!   the kernel.
+//! * A push (from any thread) wakes exactly what is needed: an idle follower
+//!   through the condition variable if one sleeps, else the parked leader, by
+//!   returning [`Wake::Leader`] so the caller writes the eventfd *after*
+//!   releasing the lock. `leader_parked` is cleared by that push, so one park
+//!   costs at most one eventfd write.
+//! * [`RunQueue::finish_lead`] hands completed work over, clears leadership and
+//!   wakes a follower (which may become the next leader).
+//!
+//! A parked leader is always woken by a push (eventfd → multishot poll CQE),
+//! and a follower is always woken by a push, a stop or the end of a
+//! leadership (condvar under the same mutex), so no wake-up is lost and no
+//! periodic timeout is needed. `loom_run_queue` checks the model.
+//!
+//! Lock order: the driver's ring lock may be held while pushing here (ring →
+//! queue); this lock is never held while calling into the driver, the timer
+//! service or user code.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::loom::sync::{Condvar, Mutex, MutexGuard};
+
+/// What a pusher must do after releasing the lock.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+#[must_use]
+pub(crate) enum Wake {
+    /// Someone awake will see the work.
+    Nobody,
+    /// The leader sleeps in the kernel: write the wake-up eventfd.
+    Leader,
+}
+
+/// The decision [`RunQueue::next`] took for the calling runner.
+#[derive(Debug)]
+pub(crate) enum Next<T> {
+    /// Run this item.
+    Run(T),
+    /// The calling thread is now the leader: drive the ring, then
+    /// [`RunQueue::park_leader`] / [`RunQueue::finish_lead`].
+    Lead,
+    /// Nothing to run and the caller may not wait (poll, deadline reached,
+    /// stopped, or no outstanding work).
+    Idle,
+    /// The caller would sleep as a follower but said it has submissions
+    /// queued: it must flush them (without this lock) and ask again.
+    Flush,
+}
+
+/// How long a runner may wait for work.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WaitMode {
+    /// Never block.
+    Poll,
+    /// Block until work arrives.
+    Block,
+    /// Block until work arrives or the deadline passes.
+    Until(Instant),
+}
+
+#[derive(Debug)]
+struct State<T> {
+    items: VecDeque<T>,
+    leader: bool,
+    leader_parked: bool,
+    /// The leader's wait deadline went stale (an earlier timer was armed)
+    /// before it parked: it must recompute instead of parking.
+    leader_stale: bool,
+    idle_followers: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct RunQueue<T> {
+    state: Mutex<State<T>>,
+    cond: Condvar,
+}
+
+impl<T> RunQueue<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                leader: false,
+                leader_parked: false,
+                leader_stale: false,
+                idle_followers: 0,
+            }),
+            cond: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_for_new_work(&self, st: &mut State<T>) -> Wake {
+        if st.idle_followers > 0 {
+            self.cond.notify_one();
+            Wake::Nobody
+        } else if st.leader_parked {
+            st.leader_parked = false;
+            Wake::Leader
+        } else {
+            Wake::Nobody
+        }
+    }
+
+    /// Queues one item.
+    pub(crate) fn push(&self, item: T) -> Wake {
+        let mut st = self.lock();
+        st.items.push_back(item);
+        self.wake_for_new_work(&mut st)
+    }
+
+    /// Queues a batch.
+    pub(crate) fn push_batch(&self, items: impl IntoIterator<Item = T>) -> Wake {
+        let mut st = self.lock();
+        let before = st.items.len();
+        st.items.extend(items);
+        if st.items.len() == before {
+            return Wake::Nobody;
+        }
+        self.wake_for_new_work(&mut st)
+    }
+
+    /// Takes the next item or decides what the caller does instead.
+    /// `stopped` and `has_work` are re-evaluated under the lock on every
+    /// wake-up, so a stop or the end of outstanding work is never missed.
+    pub(crate) fn next(
+        &self,
+        mode: WaitMode,
+        stopped: impl Fn() -> bool,
+        has_work: impl Fn() -> bool,
+        must_flush: bool,
+    ) -> Next<T> {
+        let mut st = self.lock();
+        loop {
+            if stopped() {
+                return Next::Idle;
+            }
+            if let Some(item) = st.items.pop_front() {
+                // Hand the rest to a follower while we run this one.
+                if !st.items.is_empty() && st.idle_followers > 0 {
+                    self.cond.notify_one();
+                }
+                return Next::Run(item);
+            }
+            if !has_work() {
+                return Next::Idle;
+            }
+            if !st.leader {
+                st.leader = true;
+                return Next::Lead;
+            }
+            // A leader is driving the ring: follow.
+            if must_flush && !matches!(mode, WaitMode::Poll) {
+                return Next::Flush;
+            }
+            st.idle_followers += 1;
+            match mode {
+                WaitMode::Poll => {
+                    st.idle_followers -= 1;
+                    return Next::Idle;
+                }
+                WaitMode::Block => {
+                    st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                WaitMode::Until(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        st.idle_followers -= 1;
+                        return Next::Idle;
+                    }
+                    st = self
+                        .cond
+                        .wait_timeout(st, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+            st.idle_followers -= 1;
+        }
+    }
+
+    /// The leader is about to wait in the kernel. Returns `false` (and the
+    /// leader must not wait) if work or a stop arrived since it looked.
+    pub(crate) fn park_leader(&self, stopped: impl Fn() -> bool) -> bool {
+        let mut st = self.lock();
+        if !st.items.is_empty() || stopped() || std::mem::take(&mut st.leader_stale) {
+            return false;
+        }
+        st.leader_parked = true;
+        true
+    }
+
+    /// Ends a leadership, queueing what the leader reaped.
+    pub(crate) fn finish_lead(&self, reaped: impl IntoIterator<Item = T>) {
+        let mut st = self.lock();
+        st.items.extend(reaped);
+        st.leader = false;
+        st.leader_parked = false;
+        st.leader_stale = false;
+        if st.idle_followers > 0 {
+            // One follower takes the work (or the leadership); it hands on
+            // further work itself in `next`.
+            if st.items.len() > 1 {
+                self.cond.notify_all();
+            } else {
+                self.cond.notify_one();
+            }
+        }
+    }
+
+    /// Wakes every runner after the caller set the stop flag. The caller
+    /// writes the eventfd if this returns [`Wake::Leader`].
+    pub(crate) fn wake_all(&self) -> Wake {
+        let mut st = self.lock();
+        self.cond.notify_all();
+        if st.leader_parked {
+            st.leader_parked = false;
+            Wake::Leader
+        } else {
+            Wake::Nobody
+        }
+    }
+
+    /// A timer earlier than the leader's wait deadline was armed: wake the
+    /// leader if it sleeps in the kernel, or stop it from parking with the
+    /// stale deadline if it is about to.
+    pub(crate) fn wake_leader(&self) -> Wake {
+        let mut st = self.lock();
+        if st.leader_parked {
+            st.leader_parked = false;
+            Wake::Leader
+        } else {
+            if st.leader {
+                st.leader_stale = true;
+            }
+            Wake::Nobody
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    /// Removes every queued item (shutdown).
+    pub(crate) fn drain(&self) -> Vec<T> {
+        self.lock().items.drain(..).collect()
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_run_queue {
+    //! Model: two runners (leader/follower) and one poster. The leader's
+    //! kernel wait is an eventfd modelled by a counter; a lost wake-up shows as
+    //! a deadlock.
+    use super::*;
+    use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+    use crate::loom::sync::Arc;
+
+    struct EventFd {
+        count: Mutex<u64>,
+        cond: Condvar,
+    }
+    impl EventFd {
+        fn write(&self) {
+            *self.count.lock().unwrap() += 1;
+            self.cond.notify_all();
+        }
+        fn wait(&self) {
+            let mut c = self.count.lock().unwrap();
+            while *c == 0 {
+                c = self.cond.wait(c).unwrap();
+            }
+            *c = 0;
+        }
+    }
+
+    #[test]
+    fn loom_run_queue_leader_follower() {
+        loom::model(|| {
+            let q = Arc::new(RunQueue::<u32>::new());
+            let efd = Arc::new(EventFd {
+                count: Mutex::new(0),
+                cond: Condvar::new(),
+            });
+            // Outstanding work: one item to be posted; runners stop once it ran.
+            let remaining = Arc::new(AtomicUsize::new(1));
+            let runner = |q: Arc<RunQueue<u32>>, efd: Arc<EventFd>, rem: Arc<AtomicUsize>| {
+                move || loop {
+                    match q.next(WaitMode::Block, || false, || rem.load(Ordering::SeqCst) > 0, false) {
+                        Next::Run(_) => {
+                            rem.fetch_sub(1, Ordering::SeqCst);
+                            // Last work done: wake everyone (as stop() does).
+                            if q.wake_all() == Wake::Leader {
+                                efd.write();
+                            }
+                        }
+                        Next::Lead => {
+                            if q.park_leader(|| rem.load(Ordering::SeqCst) == 0) {
+                                efd.wait();
+                            }
+                            q.finish_lead(None);
+                        }
+                        Next::Idle => return,
+                        Next::Flush => unreachable!("never asked to flush"),
+                    }
+                }
+            };
+            let r1 = loom::thread::spawn(runner(q.clone(), efd.clone(), remaining.clone()));
+            let poster = {
+                let (q, efd) = (q.clone(), efd.clone());
+                loom::thread::spawn(move || {
+                    if q.push(7) == Wake::Leader {
+                        efd.write();
+                    }
+                })
+            };
+            runner(q.clone(), efd.clone(), remaining.clone())();
+            r1.join().unwrap();
+            poster.join().unwrap();
+            assert_eq!(remaining.load(Ordering::SeqCst), 0);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_runner_leads_and_push_wakes_parked_leader() {
+        let q = RunQueue::<u32>::new();
+        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Lead));
+        assert!(q.park_leader(|| false));
+        assert_eq!(q.push(1), Wake::Leader);
+        assert_eq!(q.push(2), Wake::Nobody, "one eventfd write per park");
+        q.finish_lead(None);
+        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Run(1)));
+        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Run(2)));
+    }
+
+    #[test]
+    fn park_refused_when_work_or_stop_arrived() {
+        let q = RunQueue::<u32>::new();
+        assert!(matches!(q.next(WaitMode::Block, || false, || true, false), Next::Lead));
+        assert_eq!(q.push(1), Wake::Nobody, "leader not parked yet");
+        assert!(!q.park_leader(|| false));
+        q.finish_lead(None);
+        assert_eq!(q.drain(), vec![1]);
+        assert!(matches!(q.next(WaitMode::Block, || false, || true, false), Next::Lead));
+        assert!(!q.park_leader(|| true));
+    }
+
+    #[test]
+    fn follower_with_queued_submissions_flushes_before_sleeping() {
+        let q = RunQueue::<u32>::new();
+        assert!(matches!(q.next(WaitMode::Block, || false, || true, false), Next::Lead));
+        assert!(matches!(q.next(WaitMode::Block, || false, || true, true), Next::Flush));
+        assert!(matches!(q.next(WaitMode::Poll, || false, || true, true), Next::Idle));
+    }
+
+    #[test]
+    fn earlier_timer_makes_leadership_stale() {
+        let q = RunQueue::<u32>::new();
+        assert!(matches!(q.next(WaitMode::Block, || false, || true, false), Next::Lead));
+        assert_eq!(q.wake_leader(), Wake::Nobody);
+        assert!(!q.park_leader(|| false), "stale deadline: recompute first");
+        assert!(q.park_leader(|| false));
+        assert_eq!(q.wake_leader(), Wake::Leader);
+    }
+
+    #[test]
+    fn follower_poll_and_deadline_return_idle() {
+        let q = RunQueue::<u32>::new();
+        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Lead));
+        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Idle));
+        let t = Instant::now() + std::time::Duration::from_millis(5);
+        assert!(matches!(q.next(WaitMode::Until(t), || false, || true, false), Next::Idle));
+        assert!(Instant::now() >= t);
+        assert!(matches!(q.next(WaitMode::Block, || true, || true, false), Next::Idle));
+        assert!(matches!(q.next(WaitMode::Block, || false, || false, false), Next::Idle));
+    }
+}

@@ -1,0 +1,691 @@
+//! The scheduler: ready queues, the `do_one` loop, work counting, stop and
+//! restart, and shutdown. The Rust form of Corosio's
+//! `io_uring_scheduler::do_one`.
+//!
+//! # One pass of `do_one`
+//!
+//! 1. Return if interrupted (`stop()`, or the `block_on` future was woken).
+//! 2. Every [`EVENT_INTERVAL`] handlers: flush the ring (submit the SQEs the
+//!    handlers pushed, reap ready CQEs) and fire due timers, so a queue that
+//!    never empties cannot starve I/O or timers. The flush is skipped when
+//!    nothing is queued or pending (no syscall at all).
+//! 3. Pop one ready task and poll it (handing the rest of the queue to an
+//!    idle follower, multi-threaded); return 1.
+//! 4. Queue empty: take remote work (single-threaded), fire due timers; if
+//!    that produced work, go to 1. With no outstanding work, return 0.
+//! 5. Become the leader (or, multi-threaded, follow an existing one on the
+//!    condition variable) and wait in the kernel with one `io_uring_enter`
+//!    that also submits every pending SQE, bounded by the nearest timer
+//!    deadline (`EXT_ARG` timeout; no timeout SQE per timer) and by the
+//!    caller's own deadline (`run_for`). Reap, fire timers, go to 1.
+//!
+//! # Wake-up protocol
+//!
+//! A runner sleeps in exactly two places: the leader in `io_uring_enter`,
+//! and followers on the run queue's condition variable. Every way of
+//! producing work wakes the right one, with no periodic timeout:
+//! * a completion: the kernel ends the leader's wait itself;
+//! * a task woken from another thread, `post`/`spawn` from another thread,
+//!   `stop()`, a `block_on` future woken elsewhere: multi-threaded, the run
+//!   queue's protocol ([`super::run_queue`]) notifies a follower or returns
+//!   `Wake::Leader`; single-threaded, the remote [`Inject`] queue and the
+//!   [`Parker`] handshake ([`super::park`]). Either ends in an eventfd write
+//!   that the multishot poll turns into a CQE ([`crate::driver::wakeup`]);
+//! * a timer armed earlier than the leader's deadline: see
+//!   [`crate::time::service`].
+//!
+//! # Lock order (multi-threaded)
+//!
+//! driver core → timer store → run queue. No lock is held while a task is
+//! polled, a waker is woken or user code runs; wakers and dropped data found
+//! under a lock are collected and handled after it is released.
+//!
+//! # Shutdown (dropping the last `IoContext`)
+//!
+//! 1. `stop()`; new spawns are refused from here on (their future is
+//!    dropped and the `JoinHandle` reports cancellation).
+//! 2. Take ownership (single-threaded: the runner lock) under a detached
+//!    frame, so dropping futures finds the context.
+//! 3. Until nothing is left: drop every queued task (which drops its future
+//!    and so cancels its ops) and wake every registered task so it is queued
+//!    and dropped too — a task pending with no waker anywhere is still owned
+//!    here and still dropped.
+//! 4. Drop timer wakers.
+//! 5. Cancel every op still in the kernel and wait, bounded, for the CQEs;
+//!    leak (never free) the memory of those that do not come back.
+//! 6. Close the ring. From now on a stray wake drops its task at once.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+use slab::Slab;
+
+use crate::context::IoContext;
+use crate::driver::ring::RingConfig;
+use crate::driver::slots::Effects;
+use crate::driver::{Core, Driver};
+use crate::runtime::cell::{ModeGuard, ModeLock};
+use crate::runtime::frame::{self, Frame};
+use crate::runtime::metrics::Counters;
+use crate::runtime::park::{Inject, Parker};
+use crate::runtime::run_queue::{Next, RunQueue, Wake as QueueWake, WaitMode};
+use crate::runtime::task::TaskMeta;
+use crate::time::service::TimerService;
+
+/// Handlers run between two checks of the ring and timers while the ready
+/// queue stays non-empty (tokio uses the same figure).
+pub(crate) const EVENT_INTERVAL: u32 = 61;
+
+pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
+
+/// Work handed to a single-threaded context's owner by other threads.
+pub(crate) enum Remote {
+    Task(Runnable),
+    Call(Box<dyn FnOnce(&Shared) + Send>),
+}
+
+enum Queue {
+    Multi(RunQueue<Runnable>),
+    Single {
+        local: ModeLock<VecDeque<Runnable>>,
+        inject: Inject<Remote>,
+        parker: Parker,
+    },
+}
+
+const RUNNING: u8 = 0;
+const CLOSING: u8 = 1;
+const CLOSED: u8 = 2;
+
+pub(crate) struct Shared {
+    single_threaded: bool,
+    outstanding: CachePadded<AtomicUsize>,
+    stopped: AtomicBool,
+    /// RUNNING → CLOSING (shutdown in progress) → CLOSED.
+    lifecycle: AtomicU8,
+    queue: Queue,
+    pub(crate) driver: Driver,
+    pub(crate) timers: TimerService,
+    /// Wakers of every task polled at least once and not finished: the
+    /// context owns its tasks (shutdown drops them through these).
+    pub(crate) tasks: ModeLock<Slab<Waker>>,
+    pub(crate) metrics: Counters,
+    /// Single-threaded: held by the thread that runs the context.
+    runner: Mutex<()>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoContext")
+            .field("single_threaded", &self.single_threaded)
+            .field("outstanding", &self.outstanding())
+            .field("stopped", &self.stopped())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(cfg: RingConfig) -> io::Result<Arc<Shared>> {
+        let st = cfg.single_threaded;
+        let driver = Driver::new(cfg)?;
+        let queue = if st {
+            Queue::Single {
+                local: ModeLock::new("ready queue", false, VecDeque::with_capacity(256)),
+                inject: Inject::new(),
+                parker: Parker::new(),
+            }
+        } else {
+            Queue::Multi(RunQueue::new())
+        };
+        Ok(Arc::new(Shared {
+            single_threaded: st,
+            outstanding: CachePadded::new(AtomicUsize::new(0)),
+            stopped: AtomicBool::new(false),
+            lifecycle: AtomicU8::new(RUNNING),
+            queue,
+            driver,
+            timers: TimerService::new(!st),
+            tasks: ModeLock::new("task registry", !st, Slab::new()),
+            metrics: Counters::default(),
+            runner: Mutex::new(()),
+        }))
+    }
+
+    /// The context running on this thread (innermost).
+    pub(crate) fn current() -> Option<Arc<Shared>> {
+        frame::current_shared()
+    }
+
+    pub(crate) fn single_threaded(&self) -> bool {
+        self.single_threaded
+    }
+
+    /// Locks `l` (multi-threaded) or borrows it if this thread owns the
+    /// single-threaded context; `None` on any other thread.
+    pub(crate) fn lock<'a, T>(&self, l: &'a ModeLock<T>) -> Option<ModeGuard<'a, T>> {
+        if l.is_locking() || frame::is_running(self) {
+            // SAFETY: locking mode takes a mutex; otherwise this thread has a
+            // run frame for this context, which only its owner can have.
+            Some(unsafe { l.lock_unchecked() })
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn lock_driver(&self) -> Option<ModeGuard<'_, Core>> {
+        self.lock(&self.driver.core)
+    }
+
+    /// Runs `f` on the owner thread of a single-threaded context (called
+    /// only where [`Shared::lock`] returned `None`).
+    pub(crate) fn remote(&self, f: Box<dyn FnOnce(&Shared) + Send>) {
+        match &self.queue {
+            Queue::Multi(_) => f(self),
+            Queue::Single { inject, parker, .. } => {
+                inject.push(Remote::Call(f));
+                if self.lifecycle.load(Ordering::SeqCst) == CLOSED {
+                    self.drain_closed_inject();
+                } else if parker.unpark() {
+                    self.driver.wake();
+                }
+            }
+        }
+    }
+
+    // ---- work counting, stop, restart ------------------------------------
+
+    pub(crate) fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn work_started(&self) {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn work_finished(&self) {
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.stop();
+        }
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.kick();
+    }
+
+    pub(crate) fn restart(&self) {
+        self.stopped.store(false, Ordering::SeqCst);
+    }
+
+    /// Wakes every runner that may be asleep (after the caller published
+    /// whatever they should notice).
+    fn kick(&self) {
+        let wake = match &self.queue {
+            Queue::Multi(q) => q.wake_all() == QueueWake::Leader,
+            Queue::Single { parker, .. } => parker.unpark(),
+        };
+        if wake {
+            self.driver.wake();
+        }
+    }
+
+    /// A timer earlier than the leader's wait deadline was armed.
+    pub(crate) fn wake_leader_for_timer(&self) {
+        if let Queue::Multi(q) = &self.queue {
+            if q.wake_leader() == QueueWake::Leader {
+                self.driver.wake();
+            }
+        }
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.lifecycle.load(Ordering::Acquire) != RUNNING
+    }
+
+    // ---- scheduling ------------------------------------------------------
+
+    /// Queues a task to be polled. Called by task wakers, from any thread.
+    pub(crate) fn schedule(&self, r: Runnable) {
+        if self.lifecycle.load(Ordering::Acquire) == CLOSED {
+            // Nothing will ever run it: drop it (and its future) now.
+            drop(r);
+            return;
+        }
+        match &self.queue {
+            Queue::Multi(q) => {
+                if q.push(r) == QueueWake::Leader {
+                    self.driver.wake();
+                }
+            }
+            Queue::Single { local, inject, parker } => match self.lock(local) {
+                Some(mut q) => q.push_back(r),
+                None => {
+                    inject.push(Remote::Task(r));
+                    if self.lifecycle.load(Ordering::SeqCst) == CLOSED {
+                        self.drain_closed_inject();
+                    } else if parker.unpark() {
+                        self.driver.wake();
+                    }
+                }
+            },
+        }
+    }
+
+    fn run_task(&self, frame: &Frame, r: Runnable) {
+        frame.polled.set(frame.polled.get() + 1);
+        frame.since_flush.set(frame.since_flush.get() + 1);
+        frame.inline_budget.set(frame::INLINE_BUDGET);
+        r.run();
+    }
+
+    /// Owner only: moves remote work into the local queue, runs remote calls.
+    fn drain_inject(&self) -> usize {
+        let Queue::Single { local, inject, .. } = &self.queue else {
+            return 0;
+        };
+        if inject.is_empty() {
+            return 0;
+        }
+        let items = inject.take();
+        let n = items.len();
+        for item in items {
+            match item {
+                Remote::Task(r) => self.lock(local).expect("owner").push_back(r),
+                Remote::Call(f) => f(self),
+            }
+        }
+        n
+    }
+
+    /// A closed single-threaded context has no owner: whoever queued remote
+    /// work becomes one just long enough to run (or drop) it.
+    fn drain_closed_inject(&self) {
+        let Queue::Single { inject, .. } = &self.queue else {
+            return;
+        };
+        let _runner = self.runner.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY (of the frame): the caller holds a strong reference to `self`
+        // (every path here starts from an `Arc<Shared>` or a task's metadata).
+        let arc = unsafe {
+            Arc::increment_strong_count(self as *const Shared);
+            Arc::from_raw(self as *const Shared)
+        };
+        let mut frame = Frame::detached(&arc);
+        let _g = frame.enter();
+        for item in inject.take() {
+            match item {
+                Remote::Task(r) => drop(r),
+                Remote::Call(f) => f(self),
+            }
+        }
+    }
+
+    /// Fires due timers; returns how many fired.
+    fn expire_timers(&self) -> usize {
+        if self.timers.is_empty() {
+            return 0;
+        }
+        let now = Instant::now();
+        if !self.timers.is_due(now) {
+            return 0;
+        }
+        let mut wakers = Vec::new();
+        let n = match self.lock(&self.timers.store) {
+            Some(mut store) => self.timers.expire(&mut store, now, &mut wakers),
+            None => 0,
+        };
+        Counters::bump(&self.metrics.timers_fired, n as u64);
+        for w in wakers {
+            w.wake();
+        }
+        n
+    }
+
+    /// Submits pending SQEs and reaps ready CQEs, without blocking; no
+    /// syscall if there is nothing to do. Multi-threaded, a thread with no
+    /// SQEs of its own to submit does not wait for a busy driver lock (its
+    /// holder is reaping already).
+    fn flush_ring(&self) {
+        let core = if self.driver.core.is_locking() && !self.driver.sq_queued() {
+            self.driver.core.try_lock()
+        } else {
+            self.lock_driver()
+        };
+        let Some(mut core) = core else { return };
+        if !self.driver.has_pending(&core) {
+            return;
+        }
+        let mut fx = Effects::default();
+        self.driver.flush(&mut core, &mut fx);
+        drop(core);
+        fx.run();
+    }
+
+    /// Step 2 of a pass.
+    fn maintain(&self, frame: &Frame) {
+        frame.since_flush.set(0);
+        self.drain_inject();
+        self.flush_ring();
+        self.expire_timers();
+    }
+
+    // ---- running ----------------------------------------------------------
+
+    /// Claims the right to run (single-threaded: the runner lock, unless this
+    /// thread already runs the context) and pushes a run frame for `f`.
+    fn with_runner<R>(&self, ctx: &IoContext, f: impl FnOnce(&Frame) -> R) -> R {
+        let nested = frame::is_running(self);
+        let _runner: Option<MutexGuard<'_, ()>> = (self.single_threaded && !nested)
+            .then(|| self.runner.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut frame = Frame::new(ctx);
+        let guard = frame.enter();
+        if self.single_threaded && !nested {
+            let mut core = self.lock_driver().expect("owner");
+            if let Err(e) = self.driver.bind_owner(&mut core) {
+                drop(core);
+                drop(guard);
+                panic!("{e}");
+            }
+        }
+        f(guard.frame())
+    }
+
+    /// `run`, `run_one`, `run_for`, `poll`, ...: up to `limit` handlers.
+    pub(crate) fn run(&self, ctx: &IoContext, limit: usize, wait: WaitMode) -> usize {
+        if self.outstanding() == 0 {
+            self.stop();
+            return 0;
+        }
+        self.with_runner(ctx, |frame| {
+            let interrupt = || self.stopped();
+            let mut n = 0;
+            while n < limit && self.do_one(frame, wait, &interrupt) == 1 {
+                n += 1;
+            }
+            n
+        })
+    }
+
+    /// Drives the context on this thread until `fut` completes.
+    pub(crate) fn block_on<F: Future>(self: &Arc<Self>, ctx: &IoContext, fut: F) -> F::Output {
+        // Counts as work so the context does not stop itself meanwhile.
+        self.work_started();
+        struct Release<'a>(&'a Shared);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.work_finished();
+            }
+        }
+        let _release = Release(self);
+        let main = Arc::new(MainWaker {
+            woken: AtomicBool::new(true),
+            shared: self.clone(),
+        });
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = pin!(fut);
+        self.with_runner(ctx, |frame| loop {
+            if main.woken.swap(false, Ordering::SeqCst) {
+                frame.inline_budget.set(frame::INLINE_BUDGET);
+                if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                    return v;
+                }
+            }
+            self.do_one(frame, WaitMode::Block, &|| main.woken.load(Ordering::SeqCst));
+        })
+    }
+
+    /// One pass (see the module docs). Returns 1 if a handler ran, 0 if the
+    /// caller must stop looping: interrupted, no outstanding work, nothing
+    /// ready in `Poll` mode, or the `Until` deadline passed.
+    fn do_one(&self, frame: &Frame, wait: WaitMode, interrupt: &dyn Fn() -> bool) -> usize {
+        match &self.queue {
+            Queue::Single { local, inject, parker } => {
+                self.do_one_single(frame, wait, interrupt, local, inject, parker)
+            }
+            Queue::Multi(q) => self.do_one_multi(frame, wait, interrupt, q),
+        }
+    }
+
+    fn do_one_single(
+        &self,
+        frame: &Frame,
+        wait: WaitMode,
+        interrupt: &dyn Fn() -> bool,
+        local: &ModeLock<VecDeque<Runnable>>,
+        inject: &Inject<Remote>,
+        parker: &Parker,
+    ) -> usize {
+        loop {
+            if interrupt() {
+                return 0;
+            }
+            if frame.since_flush.get() >= EVENT_INTERVAL {
+                self.maintain(frame);
+            }
+            let next = self.lock(local).expect("owner").pop_front();
+            if let Some(r) = next {
+                self.run_task(frame, r);
+                return 1;
+            }
+            if self.drain_inject() > 0 || self.expire_timers() > 0 {
+                continue;
+            }
+            if self.outstanding() == 0 {
+                return 0;
+            }
+            let until = match wait {
+                WaitMode::Poll => None,
+                WaitMode::Block => Some(None),
+                WaitMode::Until(d) => (Instant::now() < d).then_some(Some(d)),
+            };
+            let Some(until) = until else {
+                // May not block: one non-blocking look at the ring.
+                frame.since_flush.set(0);
+                self.flush_ring();
+                if self.lock(local).expect("owner").is_empty() {
+                    return 0;
+                }
+                continue;
+            };
+            // Park (see super::park for why no wake can be lost here).
+            parker.prepare_park();
+            if !inject.is_empty() || interrupt() {
+                parker.finish_park();
+                continue;
+            }
+            let now = Instant::now();
+            let timeout = min_opt(self.timers.time_to_next(now), until.map(|d| d.saturating_duration_since(now)));
+            let mut fx = Effects::default();
+            {
+                let core = self.lock_driver().expect("owner");
+                Counters::bump(&self.metrics.leader_waits, 1);
+                drop(self.driver.wait(core, timeout, &mut fx));
+            }
+            parker.finish_park();
+            frame.since_flush.set(0);
+            fx.run();
+            self.expire_timers();
+        }
+    }
+
+    fn do_one_multi(&self, frame: &Frame, wait: WaitMode, interrupt: &dyn Fn() -> bool, q: &RunQueue<Runnable>) -> usize {
+        loop {
+            if frame.since_flush.get() >= EVENT_INTERVAL {
+                self.maintain(frame);
+            }
+            // Before this thread may sleep as a follower, the SQEs its
+            // handlers queued must reach the kernel (the leader may be asleep
+            // already): `next` asks for a flush first.
+            let must_flush = frame.since_flush.get() > 0 && self.driver.sq_queued();
+            match q.next(wait, interrupt, || self.outstanding() > 0, must_flush) {
+                Next::Run(r) => {
+                    self.run_task(frame, r);
+                    return 1;
+                }
+                Next::Flush => {
+                    frame.since_flush.set(0);
+                    self.flush_ring();
+                }
+                Next::Idle => return 0,
+                Next::Lead => {
+                    if self.lead(frame, wait, interrupt, q) {
+                        continue;
+                    }
+                    return 0;
+                }
+            }
+        }
+    }
+
+    /// One leadership: flush, reap, fire timers, and if nothing is ready
+    /// wait in the kernel. Returns `false` if the caller must return 0
+    /// (non-blocking mode with nothing found).
+    fn lead(&self, frame: &Frame, wait: WaitMode, interrupt: &dyn Fn() -> bool, q: &RunQueue<Runnable>) -> bool {
+        frame.since_flush.set(0);
+        let mut fx = Effects::default();
+        if let Some(mut core) = self.lock_driver() {
+            self.driver.flush(&mut core, &mut fx);
+        }
+        let now = Instant::now();
+        if self.timers.is_due(now) {
+            let mut store = self.lock(&self.timers.store).expect("locking");
+            let n = self.timers.expire(&mut store, now, &mut fx.wakers);
+            Counters::bump(&self.metrics.timers_fired, n as u64);
+        }
+        let until = match wait {
+            WaitMode::Poll => None,
+            WaitMode::Block => Some(None),
+            WaitMode::Until(d) => (now < d).then_some(Some(d)),
+        };
+        let Some(until) = until.filter(|_| fx.wakers.is_empty()) else {
+            q.finish_lead(None);
+            let found = !fx.wakers.is_empty();
+            fx.run();
+            return found || q.len() > 0;
+        };
+        let timeout = {
+            let store = self.lock(&self.timers.store).expect("locking");
+            min_opt(self.timers.leader_timeout(&store, now), until.map(|d| d.saturating_duration_since(now)))
+        };
+        if q.park_leader(interrupt) {
+            let core = self.lock_driver().expect("locking");
+            Counters::bump(&self.metrics.leader_waits, 1);
+            drop(self.driver.wait(core, timeout, &mut fx));
+        }
+        self.timers.leader_awake();
+        let now = Instant::now();
+        if self.timers.is_due(now) {
+            let mut store = self.lock(&self.timers.store).expect("locking");
+            let n = self.timers.expire(&mut store, now, &mut fx.wakers);
+            Counters::bump(&self.metrics.timers_fired, n as u64);
+        }
+        q.finish_lead(None);
+        fx.run();
+        true
+    }
+
+    // ---- shutdown ---------------------------------------------------------
+
+    /// See "Shutdown" in the module docs.
+    pub(crate) fn shutdown(self: &Arc<Self>) {
+        if self.lifecycle.swap(CLOSING, Ordering::SeqCst) != RUNNING {
+            return;
+        }
+        self.stop();
+        let _runner = self.single_threaded.then(|| self.runner.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut frame = Frame::detached(self);
+        let _g = frame.enter();
+        loop {
+            let mut dropped = 0;
+            match &self.queue {
+                Queue::Multi(q) => {
+                    for r in q.drain() {
+                        drop(r);
+                        dropped += 1;
+                    }
+                }
+                Queue::Single { local, inject, .. } => {
+                    loop {
+                        let r = self.lock(local).expect("owner").pop_front();
+                        let Some(r) = r else { break };
+                        drop(r);
+                        dropped += 1;
+                    }
+                    for item in inject.take() {
+                        match item {
+                            Remote::Task(r) => drop(r),
+                            Remote::Call(f) => f(self),
+                        }
+                        dropped += 1;
+                    }
+                }
+            }
+            let wakers: Vec<Waker> = {
+                let mut tasks = self.lock(&self.tasks).expect("owner");
+                tasks.drain().collect()
+            };
+            if dropped == 0 && wakers.is_empty() {
+                break;
+            }
+            for w in wakers {
+                w.wake();
+            }
+        }
+        let timer_wakers = self.lock(&self.timers.store).expect("owner").take_wakers();
+        drop(timer_wakers);
+        let mut fx = Effects::default();
+        if let Some(mut core) = self.lock_driver() {
+            self.driver.shutdown(&mut core, &mut fx);
+        }
+        fx.run();
+        self.lifecycle.store(CLOSED, Ordering::SeqCst);
+        if let Queue::Single { inject, .. } = &self.queue {
+            for item in inject.take() {
+                match item {
+                    Remote::Task(r) => drop(r),
+                    Remote::Call(f) => f(self),
+                }
+            }
+        }
+    }
+}
+
+fn min_opt(a: Option<std::time::Duration>, b: Option<std::time::Duration>) -> Option<std::time::Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The waker of a `block_on` future: sets the flag the loop checks and
+/// wakes the runner if it may sleep.
+struct MainWaker {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::SeqCst) {
+            self.shared.kick();
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! [`Sleep`]: a future that completes at a deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::runtime::scheduler::Shared;
+
+/// Waits until `deadline`. Never completes early.
+///
+/// Must be polled on a thread running an [`IoContext`](crate::IoContext)
+/// (inside a task, a handler or `block_on`); the first poll registers the
+/// timer with that context.
+///
+/// ```
+/// # let ctx = ringio::IoContext::new().unwrap();
+/// # ctx.block_on(async {
+/// let start = std::time::Instant::now();
+/// ringio::time::sleep(std::time::Duration::from_millis(5)).await;
+/// assert!(start.elapsed() >= std::time::Duration::from_millis(5));
+/// # });
+/// ```
+pub async fn sleep(duration: Duration) {
+    Sleep::new(deadline_after(duration)).await
+}
+
+/// Waits until `deadline` (which may be in the past: then it is ready at once).
+pub async fn sleep_until(deadline: Instant) {
+    Sleep::new(deadline).await
+}
+
+/// `now + d`, saturating far in the future instead of overflowing.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+}
+
+/// The future behind [`sleep`] and [`sleep_until`], reusable via [`Sleep::reset`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    entry: Option<Entry>,
+    fired: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    shared: Arc<Shared>,
+    key: usize,
+}
+
+impl Sleep {
+    /// A sleep until `deadline`; nothing is registered until it is polled.
+    pub fn new(deadline: Instant) -> Sleep {
+        Sleep {
+            deadline,
+            entry: None,
+            fired: false,
+        }
+    }
+
+    /// The instant this sleep completes at.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline was reached (as seen by the last poll).
+    pub fn is_elapsed(&self) -> bool {
+        self.fired
+    }
+
+    /// Moves the deadline, keeping the registration (O(log n)).
+    pub fn reset(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.fired = false;
+        let Some(Entry { shared, key }) = &self.entry else { return };
+        let key = *key;
+        let wake = shared
+            .lock(&shared.timers.store)
+            .map(|mut store| shared.timers.reset(&mut store, key, deadline));
+        match wake {
+            Some(true) => shared.wake_leader_for_timer(),
+            Some(false) => {}
+            None => {
+                // Not the owner thread of a single-threaded context: drop the
+                // registration; the next poll re-arms.
+                let e = self.entry.take().expect("entry");
+                e.shared.cancel_timer(e.key);
+            }
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.fired {
+            return Poll::Ready(());
+        }
+        match &this.entry {
+            None => {
+                if this.deadline <= Instant::now() {
+                    this.fired = true;
+                    return Poll::Ready(());
+                }
+                let shared = Shared::current().expect(
+                    "ringio: a sleep or timeout was polled outside a running IoContext \
+                     (poll it inside a task, a handler or block_on)",
+                );
+                let mut store = shared
+                    .lock(&shared.timers.store)
+                    .expect("the context running this thread is owned by it");
+                let armed = shared.timers.arm(&mut store, this.deadline, cx.waker());
+                drop(store);
+                if armed.wake_leader {
+                    shared.wake_leader_for_timer();
+                }
+                this.entry = Some(Entry { shared, key: armed.key });
+                Poll::Pending
+            }
+            Some(Entry { shared, key }) => {
+                let Some(mut store) = shared.lock(&shared.timers.store) else {
+                    panic!(
+                        "ringio: a sleep of a single-threaded IoContext was polled on another \
+                         thread; its futures must stay on the thread running the context"
+                    )
+                };
+                match store.poll(*key, cx.waker()) {
+                    Poll::Ready(()) => {
+                        shared.timers.remove(&mut store, *key);
+                        drop(store);
+                        this.entry = None;
+                        this.fired = true;
+                        Poll::Ready(())
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(Entry { shared, key }) = self.entry.take() {
+            shared.cancel_timer(key);
+        }
+    }
+}
+
+impl Shared {
+    /// Removes a timer from any thread (owner directly, others through the
+    /// remote queue of a single-threaded context).
+    pub(crate) fn cancel_timer(self: &Arc<Self>, key: usize) {
+        match self.lock(&self.timers.store) {
+            Some(mut store) => self.timers.remove(&mut store, key),
+            None => self.remote(Box::new(move |shared: &Shared| {
+                if let Some(mut store) = shared.lock(&shared.timers.store) {
+                    shared.timers.remove(&mut store, key);
+                }
+            })),
+        }
+    }
+}
