@@ -10,31 +10,39 @@
 //! the owner is known to be awake. The [`Parker`] flag decides that:
 //!
 //! Owner, before each kernel wait:
-//! 1. `parker.prepare_park()` — publish "I may sleep" (SeqCst store).
+//! 1. `parker.prepare_park()` — publish "I may sleep" with a swap (an
+//!    acquire-release read-modify-write).
 //! 2. Re-check every source of work that does not produce a CQE by itself:
-//!    `inject.is_empty()` (SeqCst load). If there is work, `finish_park()` and
-//!    run it instead of waiting.
+//!    `inject.is_empty()`, the stop flag, the `block_on` wake flag. If there
+//!    is work, `finish_park()` and run it instead of waiting.
 //! 3. Wait in the kernel (the wait also ends on any CQE or on the nearest
 //!    timer deadline).
-//! 4. `parker.finish_park()`.
+//! 4. `parker.finish_park()` (also a swap).
 //!
 //! Any other thread, to hand over work:
-//! 1. `inject.push(item)` — the length is published with a SeqCst store while
-//!    the queue lock is held.
-//! 2. `if parker.unpark() { write(eventfd) }` — `unpark` is a SeqCst swap, so
-//!    of all the threads that post during one park exactly one writes.
+//! 1. Publish the work: `inject.push(item)` (or set the stop / wake flag).
+//! 2. `if parker.unpark() { write(eventfd) }` — `unpark` swaps the flag to
+//!    "awake", so of all the threads that post during one park exactly one
+//!    writes.
 //!
-//! Why no wake is lost: steps 1 and 2 of each side are SeqCst operations on
-//! two locations (the park flag and the inject length), the classic Dekker
-//! pattern. In the single total order of SeqCst operations either the
-//! poster's swap comes after the owner's `prepare_park` store — then it reads
-//! `PARKED` and writes the eventfd, and because the multishot poll stays armed
-//! (and is re-armed as soon as a CQE arrives without `IORING_CQE_F_MORE`,
-//! with the eventfd still non-zero) that write produces a CQE whether the
-//! owner is already in the kernel or about to enter it — or it comes before
-//! the store, and then the owner's re-check in step 2 (later in that order)
-//! sees the pushed length. No periodic timeout is needed for correctness;
-//! `loom_park` in this file checks every interleaving of the model.
+//! Why no wake is lost: every write to the park flag is a read-modify-write,
+//! so the flag's modification order is a chain of RMWs in which each one
+//! reads the one before and synchronises with every release before it. Take
+//! the owner's `prepare_park` swap P and a poster's `unpark` swap U:
+//! * U after P in that order: U reads "parked" (nothing but the owner
+//!   clears it, and the owner is between P and its wait), so the poster
+//!   writes the eventfd — and because the multishot poll stays armed (and is
+//!   re-armed as soon as a CQE arrives without `IORING_CQE_F_MORE`, with the
+//!   eventfd still non-zero) that write produces a CQE whether the owner is
+//!   already in the kernel or about to enter it;
+//! * U before P: P acquires U's release, so the work published before U
+//!   happens-before the owner's re-check in step 2, which sees it.
+//!
+//! No periodic timeout is needed for correctness; `loom_park` in this file
+//! checks every interleaving of the model. (A fence-based Dekker form with
+//! relaxed accesses would also be correct by the C++ model, but it is not
+//! what loom verifies reliably, and the RMW costs nothing next to the
+//! syscall that follows a park.)
 
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::sync::Mutex;
@@ -55,21 +63,18 @@ impl Parker {
     /// Owner, step 1: announce a possible sleep. Re-check the inject queue
     /// after this returns.
     pub(crate) fn prepare_park(&self) {
-        self.parked.store(true, Ordering::SeqCst);
+        self.parked.swap(true, Ordering::AcqRel);
     }
 
     /// Owner, step 4 (or step 2 when work was found): awake again.
     pub(crate) fn finish_park(&self) {
-        self.parked.store(false, Ordering::SeqCst);
+        self.parked.swap(false, Ordering::AcqRel);
     }
 
     /// Poster, step 2: returns `true` if the caller must wake the owner.
     /// At most one caller per park gets `true`.
     pub(crate) fn unpark(&self) -> bool {
-        // A plain load first keeps the common case (owner awake) free of a
-        // locked read-modify-write. It must be SeqCst to take part in the
-        // Dekker handshake with `prepare_park`.
-        self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst)
+        self.parked.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -92,12 +97,12 @@ impl<T> Inject<T> {
     pub(crate) fn push(&self, item: T) {
         let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
         items.push(item);
-        self.len.store(items.len(), Ordering::SeqCst);
+        self.len.store(items.len(), Ordering::Release);
     }
 
     /// The owner's cheap check (step 2 of the protocol).
     pub(crate) fn is_empty(&self) -> bool {
-        self.len.load(Ordering::SeqCst) == 0
+        self.len.load(Ordering::Acquire) == 0
     }
 
     /// Takes everything queued so far, in push order.
@@ -106,7 +111,7 @@ impl<T> Inject<T> {
             return Vec::new();
         }
         let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        self.len.store(0, Ordering::SeqCst);
+        self.len.store(0, Ordering::Relaxed);
         std::mem::take(&mut *items)
     }
 }
