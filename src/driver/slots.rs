@@ -3,14 +3,13 @@
 //! # Lifecycle
 //!
 //! ```text
-//!              poll                 CQE (no F_MORE)
-//! Submitted ──────────▶ Waiting ──────────────────▶ Completed ──▶ (freed by the future's poll)
-//!     │                    │
-//!     │   future dropped   │   future dropped: data moved into the slot,
-//!     └────────┬───────────┘   ASYNC_CANCEL(user_data) submitted
-//!              ▼
-//!          Cancelled(data) ── every CQE: data.on_cqe() (closes fds a late accept made, …)
-//!              └──────────── CQE without F_MORE: slot freed, data dropped
+//!  first poll: SQE pushed        CQE (no F_MORE)
+//! ────────────────────▶ Waiting ─────────────────▶ Completed ──▶ (freed by the future's poll)
+//!                          │
+//!                          │ future dropped: data moved into the slot,
+//!                          ▼ ASYNC_CANCEL(user_data) submitted
+//!                   Cancelled(data) ── every CQE: data.on_cqe() (closes fds a late accept made, …)
+//!                          └────────── CQE without F_MORE: slot freed, data dropped
 //!
 //! Streaming (multishot): CQEs with F_MORE queue up in the slot until the
 //! stream's owner takes them; the slot lives until the CQE without F_MORE has
@@ -78,9 +77,8 @@ pub(crate) trait CancelledOp: Send {
 }
 
 pub(crate) enum Lifecycle {
-    /// The SQE is queued or in the kernel; no waker yet.
-    Submitted,
-    /// A task waits for the CQE.
+    /// The SQE is queued or in the kernel; the waker of the task waiting for
+    /// its CQE (ops are submitted by their first poll, so there always is one).
     Waiting(Waker),
     /// The CQE arrived and waits to be taken.
     Completed(Completion),
@@ -101,7 +99,6 @@ pub(crate) enum Lifecycle {
 impl fmt::Debug for Lifecycle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Lifecycle::Submitted => f.write_str("Submitted"),
             Lifecycle::Waiting(_) => f.write_str("Waiting"),
             Lifecycle::Completed(c) => write!(f, "Completed({c:?})"),
             Lifecycle::Streaming { ready, more, .. } => {
@@ -111,6 +108,17 @@ impl fmt::Debug for Lifecycle {
             Lifecycle::Abandoned => f.write_str("Abandoned"),
         }
     }
+}
+
+/// What a multishot op's owner gets from [`Slots::poll_stream`].
+#[derive(Debug)]
+pub(crate) enum StreamEvent {
+    /// One completion.
+    Item(Completion),
+    /// The terminal CQE was taken earlier; the slot is gone.
+    End,
+    /// Shutdown gave up on the op: its memory must be leaked.
+    Abandoned,
 }
 
 /// What the driver must do after a future dropped its op.
@@ -130,10 +138,6 @@ pub(crate) struct Effects {
 }
 
 impl Effects {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.wakers.is_empty() && self.garbage.is_empty()
-    }
-
     pub(crate) fn append(&mut self, other: &mut Effects) {
         self.wakers.append(&mut other.wakers);
         self.garbage.append(&mut other.garbage);
@@ -154,10 +158,6 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    pub(crate) fn len(&self) -> usize {
-        self.slab.len()
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.slab.is_empty()
     }
@@ -194,7 +194,7 @@ impl Slots {
         let last = !c.more();
         let state = self.get(key);
         match state {
-            Lifecycle::Submitted | Lifecycle::Waiting(_) => {
+            Lifecycle::Waiting(_) => {
                 let prev = std::mem::replace(state, Lifecycle::Completed(c));
                 if let Lifecycle::Waiting(w) = prev {
                     fx.wakers.push(w);
@@ -237,7 +237,7 @@ impl Slots {
                 _ => unreachable!("just matched Completed"),
             },
             Lifecycle::Waiting(w) if w.will_wake(waker) => Poll::Pending,
-            Lifecycle::Submitted | Lifecycle::Waiting(_) => {
+            Lifecycle::Waiting(_) => {
                 *state = Lifecycle::Waiting(waker.clone());
                 Poll::Pending
             }
@@ -250,9 +250,9 @@ impl Slots {
         }
     }
 
-    /// Polls a multishot op for its next completion; `Ready(None)` once the
-    /// terminal CQE was taken (the slot is then freed).
-    pub(crate) fn poll_stream(&mut self, key: usize, waker: &Waker) -> Poll<Option<Completion>> {
+    /// Polls a multishot op for its next completion. The slot is freed with
+    /// the terminal CQE (the one without `F_MORE`).
+    pub(crate) fn poll_stream(&mut self, key: usize, waker: &Waker) -> Poll<StreamEvent> {
         let state = self.get(key);
         match state {
             Lifecycle::Streaming { ready, waker: w, more } => {
@@ -260,11 +260,11 @@ impl Slots {
                     if ready.is_empty() && !*more {
                         self.slab.remove(key);
                     }
-                    return Poll::Ready(Some(c));
+                    return Poll::Ready(StreamEvent::Item(c));
                 }
                 if !*more {
                     self.slab.remove(key);
-                    return Poll::Ready(None);
+                    return Poll::Ready(StreamEvent::End);
                 }
                 match w {
                     Some(w) if w.will_wake(waker) => {}
@@ -274,7 +274,7 @@ impl Slots {
             }
             Lifecycle::Abandoned => {
                 self.slab.remove(key);
-                Poll::Ready(None)
+                Poll::Ready(StreamEvent::Abandoned)
             }
             other => panic!("ringio: unexpected lifecycle for op slot {key} on stream poll: {other:?}"),
         }
@@ -289,7 +289,7 @@ impl Slots {
     ) -> AfterDrop {
         let state = self.get(key);
         match state {
-            Lifecycle::Submitted | Lifecycle::Waiting(_) => {
+            Lifecycle::Waiting(_) => {
                 *state = Lifecycle::Cancelled(data);
                 AfterDrop::SubmitCancel
             }
@@ -326,29 +326,16 @@ impl Slots {
         self.slab
             .iter()
             .filter(|(_, l)| {
-                matches!(
-                    l,
-                    Lifecycle::Submitted | Lifecycle::Waiting(_) | Lifecycle::Streaming { more: true, .. }
-                )
+                matches!(l, Lifecycle::Waiting(_) | Lifecycle::Streaming { more: true, .. })
             })
             .map(|(k, _)| k)
             .collect()
     }
 
     /// Number of slots the kernel may still post to.
-    pub(crate) fn in_kernel(&self) -> usize {
-        self.slab
-            .iter()
-            .filter(|(_, l)| {
-                matches!(
-                    l,
-                    Lifecycle::Submitted
-                        | Lifecycle::Waiting(_)
-                        | Lifecycle::Cancelled(_)
-                        | Lifecycle::Streaming { more: true, .. }
-                )
-            })
-            .count()
+    #[cfg(test)]
+    fn in_kernel(&self) -> usize {
+        self.slab.iter().filter(|(_, l)| in_kernel(l)).count()
     }
 
     /// Shutdown gave up: every op the kernel may still write to is abandoned;
@@ -356,14 +343,7 @@ impl Slots {
     /// Wakers are returned so their tasks (if any) observe it.
     pub(crate) fn abandon_in_kernel(&mut self, fx: &mut Effects) {
         for (_, l) in self.slab.iter_mut() {
-            let in_kernel = matches!(
-                l,
-                Lifecycle::Submitted
-                    | Lifecycle::Waiting(_)
-                    | Lifecycle::Cancelled(_)
-                    | Lifecycle::Streaming { more: true, .. }
-            );
-            if !in_kernel {
+            if !in_kernel(l) {
                 continue;
             }
             match std::mem::replace(l, Lifecycle::Abandoned) {
@@ -376,6 +356,14 @@ impl Slots {
         // Slots that were `Cancelled` have no owner left and stay
         // `Abandoned` until the slab itself is dropped with the context.
     }
+}
+
+/// Whether the kernel may still post a CQE for a slot in this state.
+fn in_kernel(l: &Lifecycle) -> bool {
+    matches!(
+        l,
+        Lifecycle::Waiting(_) | Lifecycle::Cancelled(_) | Lifecycle::Streaming { more: true, .. }
+    )
 }
 
 #[cfg(test)]
@@ -476,8 +464,8 @@ mod tests {
         fx.run();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake for a batch");
         let next = |s: &mut Slots| match s.poll_stream(k, &w) {
-            Poll::Ready(Some(c)) => Some(c.result.unwrap()),
-            Poll::Ready(None) => None,
+            Poll::Ready(StreamEvent::Item(c)) => Some(c.result.unwrap()),
+            Poll::Ready(_) => None,
             Poll::Pending => Some(u32::MAX),
         };
         assert_eq!(next(&mut s), Some(1));
@@ -517,9 +505,11 @@ mod tests {
         let mut fx = Effects::default();
         s.drop_op(cancelled, Box::new(Data(probe.clone())), &mut fx);
         assert_eq!(s.in_kernel(), 2);
+        let buried = crate::driver::graveyard::buried();
         s.abandon_in_kernel(&mut fx);
         fx.run();
         assert_eq!(probe.dropped.load(Ordering::SeqCst), 0, "kernel may still write: leaked");
+        assert!(crate::driver::graveyard::buried() > buried, "kept reachable in the graveyard");
         assert!(matches!(s.poll(live, &w), Poll::Ready(None)));
     }
 

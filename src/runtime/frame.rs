@@ -40,6 +40,12 @@ pub(crate) struct Frame {
 
 thread_local! {
     static CURRENT: Cell<*const Frame> = const { Cell::new(ptr::null()) };
+    static TOKEN: u8 = const { 0 };
+}
+
+/// A cheap identity of the calling thread (the address of a thread-local).
+pub(crate) fn thread_token() -> usize {
+    TOKEN.with(|t| t as *const u8 as usize)
 }
 
 /// Pops its frame when dropped.

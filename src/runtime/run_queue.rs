@@ -128,17 +128,6 @@ impl<T> RunQueue<T> {
         self.wake_for_new_work(&mut st)
     }
 
-    /// Queues a batch.
-    pub(crate) fn push_batch(&self, items: impl IntoIterator<Item = T>) -> Wake {
-        let mut st = self.lock();
-        let before = st.items.len();
-        st.items.extend(items);
-        if st.items.len() == before {
-            return Wake::Nobody;
-        }
-        self.wake_for_new_work(&mut st)
-    }
-
     /// Takes the next item or decides what the caller does instead.
     /// `stopped` and `has_work` are re-evaluated under the lock on every
     /// wake-up, so a stop or the end of outstanding work is never missed.

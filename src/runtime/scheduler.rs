@@ -164,10 +164,6 @@ impl Shared {
         frame::current_shared()
     }
 
-    pub(crate) fn single_threaded(&self) -> bool {
-        self.single_threaded
-    }
-
     /// Locks `l` (multi-threaded) or borrows it if this thread owns the
     /// single-threaded context; `None` on any other thread.
     pub(crate) fn lock<'a, T>(&self, l: &'a ModeLock<T>) -> Option<ModeGuard<'a, T>> {
@@ -316,8 +312,9 @@ impl Shared {
             return;
         };
         let _runner = self.runner.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY (of the frame): the caller holds a strong reference to `self`
-        // (every path here starts from an `Arc<Shared>` or a task's metadata).
+        // SAFETY: the caller holds a strong reference to `self` (every path
+        // here starts from an `Arc<Shared>` or a task's metadata), so the
+        // count can be bumped and an Arc rebuilt from the pointer.
         let arc = unsafe {
             Arc::increment_strong_count(self as *const Shared);
             Arc::from_raw(self as *const Shared)
@@ -420,30 +417,36 @@ impl Shared {
 
     /// Drives the context on this thread until `fut` completes.
     pub(crate) fn block_on<F: Future>(self: &Arc<Self>, ctx: &IoContext, fut: F) -> F::Output {
-        // Counts as work so the context does not stop itself meanwhile.
-        self.work_started();
-        struct Release<'a>(&'a Shared);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                self.0.work_finished();
-            }
-        }
-        let _release = Release(self);
         let main = Arc::new(MainWaker {
             woken: AtomicBool::new(true),
             shared: self.clone(),
+            thread: frame::thread_token(),
         });
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
         let mut fut = pin!(fut);
-        self.with_runner(ctx, |frame| loop {
-            if main.woken.swap(false, Ordering::SeqCst) {
-                frame.inline_budget.set(frame::INLINE_BUDGET);
-                if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                    return v;
+        self.with_runner(ctx, |frame| {
+            // Counts as work while it runs, so the context does not stop
+            // itself meanwhile. Taken only once this thread may run the
+            // context: a single-threaded context's current runner must be
+            // able to run out of work and hand over.
+            self.work_started();
+            struct Release<'a>(&'a Shared);
+            impl Drop for Release<'_> {
+                fn drop(&mut self) {
+                    self.0.work_finished();
                 }
             }
-            self.do_one(frame, WaitMode::Block, &|| main.woken.load(Ordering::SeqCst));
+            let _release = Release(self);
+            loop {
+                if main.woken.swap(false, Ordering::SeqCst) {
+                    frame.inline_budget.set(frame::INLINE_BUDGET);
+                    if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                        return v;
+                    }
+                }
+                self.do_one(frame, WaitMode::Block, &|| main.woken.load(Ordering::SeqCst));
+            }
         })
     }
 
@@ -676,6 +679,8 @@ fn min_opt(a: Option<std::time::Duration>, b: Option<std::time::Duration>) -> Op
 struct MainWaker {
     woken: AtomicBool,
     shared: Arc<Shared>,
+    /// The `block_on` thread: a wake from it needs no kick (it is awake).
+    thread: usize,
 }
 
 impl Wake for MainWaker {
@@ -684,7 +689,7 @@ impl Wake for MainWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::SeqCst) {
+        if !self.woken.swap(true, Ordering::SeqCst) && frame::thread_token() != self.thread {
             self.shared.kick();
         }
     }

@@ -58,7 +58,8 @@ impl TimerStore {
     }
 
     /// Armed (not yet fired) timers.
-    pub(crate) fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.heap.len()
     }
 
@@ -114,7 +115,8 @@ impl TimerStore {
         Poll::Pending
     }
 
-    pub(crate) fn is_fired(&self, key: usize) -> bool {
+    #[cfg(test)]
+    fn is_fired(&self, key: usize) -> bool {
         self.entries[key].pos == FIRED
     }
 
