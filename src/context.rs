@@ -140,7 +140,8 @@ impl IoContext {
 
     /// Like [`run`](IoContext::run), returning after `d` at the latest.
     pub fn run_for(&self, d: Duration) -> usize {
-        self.shared().run(self, usize::MAX, WaitMode::Until(deadline(d)))
+        self.shared()
+            .run(self, usize::MAX, WaitMode::Until(deadline(d)))
     }
 
     /// Like [`run_one`](IoContext::run_one), waiting at most `d` (the

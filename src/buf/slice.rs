@@ -26,8 +26,14 @@ impl<T: IoBuf> Slice<T> {
             Bound::Excluded(&n) => n,
             Bound::Unbounded => total,
         };
-        assert!(begin <= end, "slice range starts at {begin} but ends at {end}");
-        assert!(end <= total, "slice range ends at {end} past the buffer's {total} bytes");
+        assert!(
+            begin <= end,
+            "slice range starts at {begin} but ends at {end}"
+        );
+        assert!(
+            end <= total,
+            "slice range ends at {end} past the buffer's {total} bytes"
+        );
         Slice { buf, begin, end }
     }
 

@@ -242,7 +242,13 @@ impl Driver {
     }
 
     /// The future or stream owning `key` was dropped.
-    pub(crate) fn drop_op(&self, core: &mut Core, key: usize, data: Box<dyn CancelledOp>, fx: &mut Effects) {
+    pub(crate) fn drop_op(
+        &self,
+        core: &mut Core,
+        key: usize,
+        data: Box<dyn CancelledOp>,
+        fx: &mut Effects,
+    ) {
         if core.slots.drop_op(key, data, fx) == AfterDrop::SubmitCancel {
             self.counters.ops_cancelled.fetch_add(1, Ordering::Relaxed);
             self.cancel_key(core, key);
@@ -253,7 +259,9 @@ impl Driver {
     /// cancel cannot be queued the op still completes on its own, and its
     /// slot is freed then.
     fn cancel_key(&self, core: &mut Core, key: usize) {
-        let sqe = opcode::AsyncCancel::new(key as u64).build().user_data(CANCEL_TOKEN);
+        let sqe = opcode::AsyncCancel::new(key as u64)
+            .build()
+            .user_data(CANCEL_TOKEN);
         if self.push(core, &sqe).is_ok() {
             self.inflight.fetch_add(1, Ordering::Release);
         }
@@ -285,7 +293,9 @@ impl Driver {
             self.counters.enter_calls.fetch_add(1, Ordering::Relaxed);
         }
         let n = ring.submitter().submit()?;
-        self.counters.sqes_submitted.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters
+            .sqes_submitted
+            .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -369,7 +379,9 @@ impl Driver {
             None => submitter.submit_and_wait(1),
         };
         if let Ok(n) = res {
-            self.counters.sqes_submitted.fetch_add(n as u64, Ordering::Relaxed);
+            self.counters
+                .sqes_submitted
+                .fetch_add(n as u64, Ordering::Relaxed);
         }
         // ETIME (deadline), EINTR (signal), EBUSY (CQ backlog) and EAGAIN all
         // end the wait; the reap below makes progress in each case.
@@ -403,7 +415,10 @@ impl Driver {
                     }
                     CANCEL_TOKEN => done += 1,
                     key => {
-                        if core.slots.dispatch(key as usize, cqe.result(), cqe.flags(), fx) {
+                        if core
+                            .slots
+                            .dispatch(key as usize, cqe.result(), cqe.flags(), fx)
+                        {
                             done += 1;
                         }
                     }

@@ -36,7 +36,11 @@ pub(crate) trait OpCode: CancelledOp + Sized + Send + 'static {
 
 enum State<T> {
     Idle(T),
-    InFlight { shared: Arc<Shared>, key: usize, data: T },
+    InFlight {
+        shared: Arc<Shared>,
+        key: usize,
+        data: T,
+    },
     /// Completed, or abandoned by shutdown (never completes).
     Done,
 }
@@ -72,7 +76,9 @@ impl<T: OpCode> Future for Op<T> {
                     let Some(mut core) = shared.lock_driver() else {
                         unreachable!("the context running this thread is owned by it")
                     };
-                    shared.driver.submit(&mut core, data.sqe(), cx.waker(), false)
+                    shared
+                        .driver
+                        .submit(&mut core, data.sqe(), cx.waker(), false)
                 };
                 match submitted {
                     Ok(key) => {
@@ -111,7 +117,9 @@ impl<T: OpCode> Future for Op<T> {
 
 impl<T: OpCode> Drop for Op<T> {
     fn drop(&mut self) {
-        if let State::InFlight { shared, key, data } = std::mem::replace(&mut self.state, State::Done) {
+        if let State::InFlight { shared, key, data } =
+            std::mem::replace(&mut self.state, State::Done)
+        {
             shared.drop_op(key, Box::new(data));
         }
     }

@@ -71,12 +71,16 @@ pub(crate) fn create(cfg: &RingConfig) -> io::Result<IoUring> {
         b.setup_sqpoll(idle.as_millis() as u32);
         if let Some(cpu) = cpu {
             let cpu = u32::try_from(cpu).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidInput, "ringio: sqpoll cpu out of range")
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "ringio: sqpoll cpu out of range",
+                )
             })?;
             b.setup_sqpoll_cpu(cpu);
         }
     }
-    b.build(cfg.entries).map_err(|e| explain_setup_error(e, cfg))
+    b.build(cfg.entries)
+        .map_err(|e| explain_setup_error(e, cfg))
 }
 
 /// An `io_uring_setup` failure with its cause and fix spelled out.

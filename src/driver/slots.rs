@@ -255,7 +255,11 @@ impl Slots {
     pub(crate) fn poll_stream(&mut self, key: usize, waker: &Waker) -> Poll<StreamEvent> {
         let state = self.get(key);
         match state {
-            Lifecycle::Streaming { ready, waker: w, more } => {
+            Lifecycle::Streaming {
+                ready,
+                waker: w,
+                more,
+            } => {
                 if let Some(c) = ready.pop_front() {
                     if ready.is_empty() && !*more {
                         self.slab.remove(key);
@@ -276,7 +280,9 @@ impl Slots {
                 self.slab.remove(key);
                 Poll::Ready(StreamEvent::Abandoned)
             }
-            other => panic!("ringio: unexpected lifecycle for op slot {key} on stream poll: {other:?}"),
+            other => {
+                panic!("ringio: unexpected lifecycle for op slot {key} on stream poll: {other:?}")
+            }
         }
     }
 
@@ -326,7 +332,10 @@ impl Slots {
         self.slab
             .iter()
             .filter(|(_, l)| {
-                matches!(l, Lifecycle::Waiting(_) | Lifecycle::Streaming { more: true, .. })
+                matches!(
+                    l,
+                    Lifecycle::Waiting(_) | Lifecycle::Streaming { more: true, .. }
+                )
             })
             .map(|(k, _)| k)
             .collect()
@@ -429,8 +438,15 @@ mod tests {
         let mut s = Slots::default();
         let k = s.insert(&w, false);
         let mut fx = Effects::default();
-        assert_eq!(s.drop_op(k, Box::new(Data(probe.clone())), &mut fx), AfterDrop::SubmitCancel);
-        assert_eq!(probe.dropped.load(Ordering::SeqCst), 0, "kernel still owns the memory");
+        assert_eq!(
+            s.drop_op(k, Box::new(Data(probe.clone())), &mut fx),
+            AfterDrop::SubmitCancel
+        );
+        assert_eq!(
+            probe.dropped.load(Ordering::SeqCst),
+            0,
+            "kernel still owns the memory"
+        );
         assert!(s.dispatch(k, -libc::ECANCELED, 0, &mut fx));
         assert_eq!(probe.cqes.load(Ordering::SeqCst), 1);
         fx.run();
@@ -446,8 +462,15 @@ mod tests {
         let k = s.insert(&w, false);
         let mut fx = Effects::default();
         s.dispatch(k, 7, 0, &mut fx);
-        assert_eq!(s.drop_op(k, Box::new(Data(probe.clone())), &mut fx), AfterDrop::Nothing);
-        assert_eq!(probe.cqes.load(Ordering::SeqCst), 1, "on_cqe sees the unclaimed result");
+        assert_eq!(
+            s.drop_op(k, Box::new(Data(probe.clone())), &mut fx),
+            AfterDrop::Nothing
+        );
+        assert_eq!(
+            probe.cqes.load(Ordering::SeqCst),
+            1,
+            "on_cqe sees the unclaimed result"
+        );
         fx.run();
         assert_eq!(probe.dropped.load(Ordering::SeqCst), 1);
         assert!(s.is_empty());
@@ -485,9 +508,15 @@ mod tests {
         let mut fx = Effects::default();
         s.dispatch(k, 10, MORE, &mut fx);
         s.dispatch(k, 11, MORE, &mut fx);
-        assert_eq!(s.drop_op(k, Box::new(Data(probe.clone())), &mut fx), AfterDrop::SubmitCancel);
+        assert_eq!(
+            s.drop_op(k, Box::new(Data(probe.clone())), &mut fx),
+            AfterDrop::SubmitCancel
+        );
         assert_eq!(probe.cqes.load(Ordering::SeqCst), 2);
-        assert!(!s.dispatch(k, 12, MORE, &mut fx), "late CQE with F_MORE keeps the slot");
+        assert!(
+            !s.dispatch(k, 12, MORE, &mut fx),
+            "late CQE with F_MORE keeps the slot"
+        );
         assert!(s.dispatch(k, -libc::ECANCELED, 0, &mut fx));
         assert_eq!(probe.cqes.load(Ordering::SeqCst), 4);
         fx.run();
@@ -508,8 +537,15 @@ mod tests {
         let buried = crate::driver::graveyard::buried();
         s.abandon_in_kernel(&mut fx);
         fx.run();
-        assert_eq!(probe.dropped.load(Ordering::SeqCst), 0, "kernel may still write: leaked");
-        assert!(crate::driver::graveyard::buried() > buried, "kept reachable in the graveyard");
+        assert_eq!(
+            probe.dropped.load(Ordering::SeqCst),
+            0,
+            "kernel may still write: leaked"
+        );
+        assert!(
+            crate::driver::graveyard::buried() > buried,
+            "kept reachable in the graveyard"
+        );
         assert!(matches!(s.poll(live, &w), Poll::Ready(None)));
     }
 

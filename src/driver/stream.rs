@@ -33,7 +33,11 @@ pub(crate) trait MultiOpCode: CancelledOp + Sized + Send + 'static {
 
 enum State<T> {
     Idle(T),
-    Running { shared: Arc<Shared>, key: usize, data: T },
+    Running {
+        shared: Arc<Shared>,
+        key: usize,
+        data: T,
+    },
     Finished(T),
     /// Abandoned by shutdown: the data was leaked.
     Gone,
@@ -67,8 +71,12 @@ impl<T: MultiOpCode> StreamOp<T> {
                     return Poll::Ready(Some(item));
                 };
                 let submitted = {
-                    let mut core = shared.lock_driver().expect("the running context is owned by this thread");
-                    shared.driver.submit(&mut core, data.sqe(), cx.waker(), true)
+                    let mut core = shared
+                        .lock_driver()
+                        .expect("the running context is owned by this thread");
+                    shared
+                        .driver
+                        .submit(&mut core, data.sqe(), cx.waker(), true)
                 };
                 match submitted {
                     Ok(key) => {
@@ -82,7 +90,11 @@ impl<T: MultiOpCode> StreamOp<T> {
                     }
                 }
             }
-            State::Running { shared, key, mut data } => {
+            State::Running {
+                shared,
+                key,
+                mut data,
+            } => {
                 let polled = match shared.lock_driver() {
                     Some(mut core) => core.slots.poll_stream(key, cx.waker()),
                     None => panic!(
@@ -139,7 +151,9 @@ impl<T: MultiOpCode> StreamOp<T> {
 
 impl<T: MultiOpCode> Drop for StreamOp<T> {
     fn drop(&mut self) {
-        if let State::Running { shared, key, data } = std::mem::replace(&mut self.state, State::Gone) {
+        if let State::Running { shared, key, data } =
+            std::mem::replace(&mut self.state, State::Gone)
+        {
             shared.drop_op(key, Box::new(data));
         }
     }
@@ -160,7 +174,9 @@ mod tests {
     impl MultiOpCode for PollMulti {
         type Item = (std::io::Result<u32>, bool);
         fn sqe(&mut self) -> squeue::Entry {
-            opcode::PollAdd::new(types::Fd(self.0), libc::POLLIN as u32).multi(true).build()
+            opcode::PollAdd::new(types::Fd(self.0), libc::POLLIN as u32)
+                .multi(true)
+                .build()
         }
         fn item(&mut self, c: Completion) -> Self::Item {
             let more = c.more();
@@ -171,7 +187,10 @@ mod tests {
     fn pipe() -> (RawFd, RawFd) {
         let mut fds = [0; 2];
         // SAFETY: room for two fds.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) }, 0);
+        assert_eq!(
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) },
+            0
+        );
         (fds[0], fds[1])
     }
 

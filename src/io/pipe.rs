@@ -29,7 +29,10 @@ pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     }
     // SAFETY: both descriptors are fresh and owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((PipeReader { fd: RingFd::new(r) }, PipeWriter { fd: RingFd::new(w) }))
+    Ok((
+        PipeReader { fd: RingFd::new(r) },
+        PipeWriter { fd: RingFd::new(w) },
+    ))
 }
 
 /// The read end of a [`pipe`].

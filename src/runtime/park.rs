@@ -195,7 +195,10 @@ mod tests {
         assert!(!p.unpark(), "awake owner needs no wake");
         p.prepare_park();
         assert!(p.unpark());
-        assert!(!p.unpark(), "second poster of the same park must not write again");
+        assert!(
+            !p.unpark(),
+            "second poster of the same park must not write again"
+        );
         p.finish_park();
         assert!(!p.unpark());
     }

@@ -294,7 +294,12 @@ mod loom_run_queue {
             let remaining = Arc::new(AtomicUsize::new(1));
             let runner = |q: Arc<RunQueue<u32>>, efd: Arc<EventFd>, rem: Arc<AtomicUsize>| {
                 move || loop {
-                    match q.next(WaitMode::Block, || false, || rem.load(Ordering::SeqCst) > 0, false) {
+                    match q.next(
+                        WaitMode::Block,
+                        || false,
+                        || rem.load(Ordering::SeqCst) > 0,
+                        false,
+                    ) {
                         Next::Run(_) => {
                             rem.fetch_sub(1, Ordering::SeqCst);
                             // Last work done: wake everyone (as stop() does).
@@ -337,39 +342,66 @@ mod tests {
     #[test]
     fn first_runner_leads_and_push_wakes_parked_leader() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Lead));
+        assert!(matches!(
+            q.next(WaitMode::Poll, || false, || true, false),
+            Next::Lead
+        ));
         assert!(q.park_leader(|| false));
         assert_eq!(q.push(1), Wake::Leader);
         assert_eq!(q.push(2), Wake::Nobody, "one eventfd write per park");
         q.finish_lead(None);
-        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Run(1)));
-        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Run(2)));
+        assert!(matches!(
+            q.next(WaitMode::Poll, || false, || true, false),
+            Next::Run(1)
+        ));
+        assert!(matches!(
+            q.next(WaitMode::Poll, || false, || true, false),
+            Next::Run(2)
+        ));
     }
 
     #[test]
     fn park_refused_when_work_or_stop_arrived() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(q.next(WaitMode::Block, || false, || true, false), Next::Lead));
+        assert!(matches!(
+            q.next(WaitMode::Block, || false, || true, false),
+            Next::Lead
+        ));
         assert_eq!(q.push(1), Wake::Nobody, "leader not parked yet");
         assert!(!q.park_leader(|| false));
         q.finish_lead(None);
         assert_eq!(q.drain(), vec![1]);
-        assert!(matches!(q.next(WaitMode::Block, || false, || true, false), Next::Lead));
+        assert!(matches!(
+            q.next(WaitMode::Block, || false, || true, false),
+            Next::Lead
+        ));
         assert!(!q.park_leader(|| true));
     }
 
     #[test]
     fn follower_with_queued_submissions_flushes_before_sleeping() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(q.next(WaitMode::Block, || false, || true, false), Next::Lead));
-        assert!(matches!(q.next(WaitMode::Block, || false, || true, true), Next::Flush));
-        assert!(matches!(q.next(WaitMode::Poll, || false, || true, true), Next::Idle));
+        assert!(matches!(
+            q.next(WaitMode::Block, || false, || true, false),
+            Next::Lead
+        ));
+        assert!(matches!(
+            q.next(WaitMode::Block, || false, || true, true),
+            Next::Flush
+        ));
+        assert!(matches!(
+            q.next(WaitMode::Poll, || false, || true, true),
+            Next::Idle
+        ));
     }
 
     #[test]
     fn earlier_timer_makes_leadership_stale() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(q.next(WaitMode::Block, || false, || true, false), Next::Lead));
+        assert!(matches!(
+            q.next(WaitMode::Block, || false, || true, false),
+            Next::Lead
+        ));
         assert_eq!(q.wake_leader(), Wake::Nobody);
         assert!(!q.park_leader(|| false), "stale deadline: recompute first");
         assert!(q.park_leader(|| false));
@@ -379,12 +411,27 @@ mod tests {
     #[test]
     fn follower_poll_and_deadline_return_idle() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Lead));
-        assert!(matches!(q.next(WaitMode::Poll, || false, || true, false), Next::Idle));
+        assert!(matches!(
+            q.next(WaitMode::Poll, || false, || true, false),
+            Next::Lead
+        ));
+        assert!(matches!(
+            q.next(WaitMode::Poll, || false, || true, false),
+            Next::Idle
+        ));
         let t = Instant::now() + std::time::Duration::from_millis(5);
-        assert!(matches!(q.next(WaitMode::Until(t), || false, || true, false), Next::Idle));
+        assert!(matches!(
+            q.next(WaitMode::Until(t), || false, || true, false),
+            Next::Idle
+        ));
         assert!(Instant::now() >= t);
-        assert!(matches!(q.next(WaitMode::Block, || true, || true, false), Next::Idle));
-        assert!(matches!(q.next(WaitMode::Block, || false, || false, false), Next::Idle));
+        assert!(matches!(
+            q.next(WaitMode::Block, || true, || true, false),
+            Next::Idle
+        ));
+        assert!(matches!(
+            q.next(WaitMode::Block, || false, || false, false),
+            Next::Idle
+        ));
     }
 }

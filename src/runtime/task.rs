@@ -271,7 +271,9 @@ enum Repr {
 
 impl JoinError {
     fn cancelled() -> Self {
-        JoinError { repr: Repr::Cancelled }
+        JoinError {
+            repr: Repr::Cancelled,
+        }
     }
 
     fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
@@ -297,7 +299,8 @@ impl JoinError {
     ///
     /// If the error is not a panic.
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.try_into_panic().expect("ringio: JoinError::into_panic on a cancellation")
+        self.try_into_panic()
+            .expect("ringio: JoinError::into_panic on a cancellation")
     }
 
     /// The panic payload, or the error itself if it is not a panic.
@@ -309,7 +312,9 @@ impl JoinError {
     }
 
     fn panic_message(&self) -> Option<String> {
-        let Repr::Panic(p) = &self.repr else { return None };
+        let Repr::Panic(p) = &self.repr else {
+            return None;
+        };
         let p = p.lock().unwrap_or_else(|e| e.into_inner());
         Some(
             p.downcast_ref::<&str>()

@@ -31,7 +31,10 @@ pub fn interval(period: Duration) -> Interval {
 ///
 /// If `period` is zero.
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
-    assert!(!period.is_zero(), "ringio::time::interval: period must be non-zero");
+    assert!(
+        !period.is_zero(),
+        "ringio::time::interval: period must be non-zero"
+    );
     Interval {
         next: start,
         period,

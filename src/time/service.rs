@@ -62,14 +62,24 @@ impl TimerService {
         self.next.load(Ordering::Acquire) == NONE
     }
 
-    pub(crate) fn arm(&self, store: &mut ModeGuard<'_, TimerStore>, deadline: Instant, waker: &Waker) -> Armed {
+    pub(crate) fn arm(
+        &self,
+        store: &mut ModeGuard<'_, TimerStore>,
+        deadline: Instant,
+        waker: &Waker,
+    ) -> Armed {
         let key = store.insert(deadline, Some(waker.clone()));
         self.publish(store);
         let wake_leader = self.ns(deadline) < self.leader_deadline.load(Ordering::Acquire);
         Armed { key, wake_leader }
     }
 
-    pub(crate) fn reset(&self, store: &mut ModeGuard<'_, TimerStore>, key: usize, deadline: Instant) -> bool {
+    pub(crate) fn reset(
+        &self,
+        store: &mut ModeGuard<'_, TimerStore>,
+        key: usize,
+        deadline: Instant,
+    ) -> bool {
         store.reset(key, deadline);
         self.publish(store);
         self.ns(deadline) < self.leader_deadline.load(Ordering::Acquire)
@@ -81,7 +91,12 @@ impl TimerService {
     }
 
     /// Fires due timers; returns how many.
-    pub(crate) fn expire(&self, store: &mut ModeGuard<'_, TimerStore>, now: Instant, wakers: &mut Vec<Waker>) -> usize {
+    pub(crate) fn expire(
+        &self,
+        store: &mut ModeGuard<'_, TimerStore>,
+        now: Instant,
+        wakers: &mut Vec<Waker>,
+    ) -> usize {
         let n = store.expire(now, wakers);
         if n > 0 {
             self.publish(store);
@@ -97,7 +112,11 @@ impl TimerService {
 
     /// The time until the nearest deadline, recorded as the leader's wait
     /// deadline (call under the store lock, right before parking).
-    pub(crate) fn leader_timeout(&self, store: &ModeGuard<'_, TimerStore>, now: Instant) -> Option<Duration> {
+    pub(crate) fn leader_timeout(
+        &self,
+        store: &ModeGuard<'_, TimerStore>,
+        now: Instant,
+    ) -> Option<Duration> {
         let next = store.next_deadline();
         self.leader_deadline
             .store(next.map_or(NONE, |t| self.ns(t)), Ordering::Release);

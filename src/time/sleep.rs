@@ -77,7 +77,9 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         self.fired = false;
-        let Some(Entry { shared, key }) = &self.entry else { return };
+        let Some(Entry { shared, key }) = &self.entry else {
+            return;
+        };
         let key = *key;
         let wake = shared
             .lock(&shared.timers.store)
@@ -121,7 +123,10 @@ impl Future for Sleep {
                 if armed.wake_leader {
                     shared.wake_leader_for_timer();
                 }
-                this.entry = Some(Entry { shared, key: armed.key });
+                this.entry = Some(Entry {
+                    shared,
+                    key: armed.key,
+                });
                 Poll::Pending
             }
             Some(Entry { shared, key }) => {

@@ -66,7 +66,11 @@ impl TimerStore {
     /// Arms a new timer.
     pub(crate) fn insert(&mut self, deadline: Instant, waker: Option<Waker>) -> usize {
         let when = self.ns(deadline);
-        let key = self.entries.insert(Entry { when, pos: self.heap.len(), waker });
+        let key = self.entries.insert(Entry {
+            when,
+            pos: self.heap.len(),
+            waker,
+        });
         self.heap.push(Node { when, key });
         self.sift_up(self.heap.len() - 1);
         key
@@ -150,7 +154,10 @@ impl TimerStore {
     /// nothing fires any more.
     pub(crate) fn take_wakers(&mut self) -> Vec<Waker> {
         self.heap.clear();
-        self.entries.iter_mut().filter_map(|(_, e)| e.waker.take()).collect()
+        self.entries
+            .iter_mut()
+            .filter_map(|(_, e)| e.waker.take())
+            .collect()
     }
 
     fn unlink(&mut self, pos: usize) {
@@ -215,7 +222,10 @@ impl TimerStore {
             assert_eq!(self.entries[n.key].pos, i);
             assert_eq!(self.entries[n.key].when, n.when);
             if i > 0 {
-                assert!(self.heap[(i - 1) / ARITY].when <= n.when, "heap order at {i}");
+                assert!(
+                    self.heap[(i - 1) / ARITY].when <= n.when,
+                    "heap order at {i}"
+                );
             }
         }
     }

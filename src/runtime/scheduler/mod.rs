@@ -57,12 +57,10 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Waker;
 use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
@@ -76,9 +74,12 @@ use crate::runtime::cell::{ModeGuard, ModeLock};
 use crate::runtime::frame::{self, Frame};
 use crate::runtime::metrics::Counters;
 use crate::runtime::park::{Inject, Parker};
-use crate::runtime::run_queue::{Next, RunQueue, Wake as QueueWake, WaitMode};
+use crate::runtime::run_queue::{Next, RunQueue, WaitMode, Wake as QueueWake};
 use crate::runtime::task::TaskMeta;
 use crate::time::service::TimerService;
+
+mod block_on;
+mod shutdown;
 
 /// Handlers run between two checks of the ring and timers while the ready
 /// queue stays non-empty (tokio uses the same figure).
@@ -265,7 +266,11 @@ impl Shared {
                     self.driver.wake();
                 }
             }
-            Queue::Single { local, inject, parker } => match self.lock(local) {
+            Queue::Single {
+                local,
+                inject,
+                parker,
+            } => match self.lock(local) {
                 Some(mut q) => q.push_back(r),
                 None => {
                     inject.push(Remote::Task(r));
@@ -373,6 +378,7 @@ impl Shared {
     /// Step 2 of a pass.
     fn maintain(&self, frame: &Frame) {
         frame.since_flush.set(0);
+        self.metrics.add_polled(frame.polled.take());
         self.drain_inject();
         self.flush_ring();
         self.expire_timers();
@@ -415,49 +421,16 @@ impl Shared {
         })
     }
 
-    /// Drives the context on this thread until `fut` completes.
-    pub(crate) fn block_on<F: Future>(self: &Arc<Self>, ctx: &IoContext, fut: F) -> F::Output {
-        let main = Arc::new(MainWaker {
-            woken: AtomicBool::new(true),
-            shared: self.clone(),
-            thread: frame::thread_token(),
-        });
-        let waker = Waker::from(main.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut fut = pin!(fut);
-        self.with_runner(ctx, |frame| {
-            // Counts as work while it runs, so the context does not stop
-            // itself meanwhile. Taken only once this thread may run the
-            // context: a single-threaded context's current runner must be
-            // able to run out of work and hand over.
-            self.work_started();
-            struct Release<'a>(&'a Shared);
-            impl Drop for Release<'_> {
-                fn drop(&mut self) {
-                    self.0.work_finished();
-                }
-            }
-            let _release = Release(self);
-            loop {
-                if main.woken.swap(false, Ordering::SeqCst) {
-                    frame.inline_budget.set(frame::INLINE_BUDGET);
-                    if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                        return v;
-                    }
-                }
-                self.do_one(frame, WaitMode::Block, &|| main.woken.load(Ordering::SeqCst));
-            }
-        })
-    }
-
     /// One pass (see the module docs). Returns 1 if a handler ran, 0 if the
     /// caller must stop looping: interrupted, no outstanding work, nothing
     /// ready in `Poll` mode, or the `Until` deadline passed.
     fn do_one(&self, frame: &Frame, wait: WaitMode, interrupt: &dyn Fn() -> bool) -> usize {
         match &self.queue {
-            Queue::Single { local, inject, parker } => {
-                self.do_one_single(frame, wait, interrupt, local, inject, parker)
-            }
+            Queue::Single {
+                local,
+                inject,
+                parker,
+            } => self.do_one_single(frame, wait, interrupt, local, inject, parker),
             Queue::Multi(q) => self.do_one_multi(frame, wait, interrupt, q),
         }
     }
@@ -509,8 +482,12 @@ impl Shared {
                 parker.finish_park();
                 continue;
             }
+            self.metrics.add_polled(frame.polled.take());
             let now = Instant::now();
-            let timeout = min_opt(self.timers.time_to_next(now), until.map(|d| d.saturating_duration_since(now)));
+            let timeout = min_opt(
+                self.timers.time_to_next(now),
+                until.map(|d| d.saturating_duration_since(now)),
+            );
             let mut fx = Effects::default();
             {
                 let core = self.lock_driver().expect("owner");
@@ -524,7 +501,13 @@ impl Shared {
         }
     }
 
-    fn do_one_multi(&self, frame: &Frame, wait: WaitMode, interrupt: &dyn Fn() -> bool, q: &RunQueue<Runnable>) -> usize {
+    fn do_one_multi(
+        &self,
+        frame: &Frame,
+        wait: WaitMode,
+        interrupt: &dyn Fn() -> bool,
+        q: &RunQueue<Runnable>,
+    ) -> usize {
         loop {
             if frame.since_flush.get() >= EVENT_INTERVAL {
                 self.maintain(frame);
@@ -556,8 +539,15 @@ impl Shared {
     /// One leadership: flush, reap, fire timers, and if nothing is ready
     /// wait in the kernel. Returns `false` if the caller must return 0
     /// (non-blocking mode with nothing found).
-    fn lead(&self, frame: &Frame, wait: WaitMode, interrupt: &dyn Fn() -> bool, q: &RunQueue<Runnable>) -> bool {
+    fn lead(
+        &self,
+        frame: &Frame,
+        wait: WaitMode,
+        interrupt: &dyn Fn() -> bool,
+        q: &RunQueue<Runnable>,
+    ) -> bool {
         frame.since_flush.set(0);
+        self.metrics.add_polled(frame.polled.take());
         let mut fx = Effects::default();
         if let Some(mut core) = self.lock_driver() {
             self.driver.flush(&mut core, &mut fx);
@@ -581,7 +571,10 @@ impl Shared {
         };
         let timeout = {
             let store = self.lock(&self.timers.store).expect("locking");
-            min_opt(self.timers.leader_timeout(&store, now), until.map(|d| d.saturating_duration_since(now)))
+            min_opt(
+                self.timers.leader_timeout(&store, now),
+                until.map(|d| d.saturating_duration_since(now)),
+            )
         };
         if q.park_leader(interrupt) {
             let core = self.lock_driver().expect("locking");
@@ -599,98 +592,15 @@ impl Shared {
         fx.run();
         true
     }
-
-    // ---- shutdown ---------------------------------------------------------
-
-    /// See "Shutdown" in the module docs.
-    pub(crate) fn shutdown(self: &Arc<Self>) {
-        if self.lifecycle.swap(CLOSING, Ordering::SeqCst) != RUNNING {
-            return;
-        }
-        self.stop();
-        let _runner = self.single_threaded.then(|| self.runner.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut frame = Frame::detached(self);
-        let _g = frame.enter();
-        loop {
-            let mut dropped = 0;
-            match &self.queue {
-                Queue::Multi(q) => {
-                    for r in q.drain() {
-                        drop(r);
-                        dropped += 1;
-                    }
-                }
-                Queue::Single { local, inject, .. } => {
-                    loop {
-                        let r = self.lock(local).expect("owner").pop_front();
-                        let Some(r) = r else { break };
-                        drop(r);
-                        dropped += 1;
-                    }
-                    for item in inject.take() {
-                        match item {
-                            Remote::Task(r) => drop(r),
-                            Remote::Call(f) => f(self),
-                        }
-                        dropped += 1;
-                    }
-                }
-            }
-            let wakers: Vec<Waker> = {
-                let mut tasks = self.lock(&self.tasks).expect("owner");
-                tasks.drain().collect()
-            };
-            if dropped == 0 && wakers.is_empty() {
-                break;
-            }
-            for w in wakers {
-                w.wake();
-            }
-        }
-        let timer_wakers = self.lock(&self.timers.store).expect("owner").take_wakers();
-        drop(timer_wakers);
-        let mut fx = Effects::default();
-        if let Some(mut core) = self.lock_driver() {
-            self.driver.shutdown(&mut core, &mut fx);
-        }
-        fx.run();
-        self.lifecycle.store(CLOSED, Ordering::SeqCst);
-        if let Queue::Single { inject, .. } = &self.queue {
-            for item in inject.take() {
-                match item {
-                    Remote::Task(r) => drop(r),
-                    Remote::Call(f) => f(self),
-                }
-            }
-        }
-    }
 }
 
-fn min_opt(a: Option<std::time::Duration>, b: Option<std::time::Duration>) -> Option<std::time::Duration> {
+fn min_opt(
+    a: Option<std::time::Duration>,
+    b: Option<std::time::Duration>,
+) -> Option<std::time::Duration> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
         (None, b) => b,
-    }
-}
-
-/// The waker of a `block_on` future: sets the flag the loop checks and
-/// wakes the runner if it may sleep.
-struct MainWaker {
-    woken: AtomicBool,
-    shared: Arc<Shared>,
-    /// The `block_on` thread: a wake from it needs no kick (it is awake).
-    thread: usize,
-}
-
-impl Wake for MainWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::SeqCst) && frame::thread_token() != self.thread {
-            self.shared.kick();
-        }
     }
 }
