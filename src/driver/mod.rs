@@ -158,6 +158,11 @@ impl Driver {
                 Ok(())
             }
             Some(_) => {
+                // CQEs already posted can be reaped from any thread; only
+                // what is still in the kernel pins the ring.
+                let mut fx = std::mem::take(&mut core.deferred);
+                self.reap(core, &mut fx);
+                core.deferred = fx;
                 if self.inflight() != 0 || !core.slots.is_empty() {
                     return Err(io::Error::new(
                         io::ErrorKind::WouldBlock,

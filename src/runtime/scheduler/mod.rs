@@ -402,7 +402,14 @@ impl Shared {
                 panic!("{e}");
             }
         }
-        f(guard.frame())
+        let out = f(guard.frame());
+        if self.single_threaded && !nested && self.driver.inflight() > 0 {
+            // Completions deferred to this thread (DEFER_TASKRUN) are posted
+            // only when it enters the ring: do it once before letting go, so
+            // a finished op does not pin the ring to this thread.
+            self.flush_ring();
+        }
+        out
     }
 
     /// `run`, `run_one`, `run_for`, `poll`, ...: up to `limit` handlers.
