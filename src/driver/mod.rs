@@ -163,7 +163,7 @@ impl Driver {
                 let mut fx = std::mem::take(&mut core.deferred);
                 self.reap(core, &mut fx);
                 core.deferred = fx;
-                if self.inflight() != 0 || !core.slots.is_empty() {
+                if self.inflight() != 0 {
                     return Err(io::Error::new(
                         io::ErrorKind::WouldBlock,
                         "ringio: this single-threaded IoContext has I/O in flight on a ring bound \
