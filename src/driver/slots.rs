@@ -158,7 +158,8 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    pub(crate) fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.slab.is_empty()
     }
 
