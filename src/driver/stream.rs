@@ -187,10 +187,8 @@ mod tests {
     fn pipe() -> (RawFd, RawFd) {
         let mut fds = [0; 2];
         // SAFETY: room for two fds.
-        assert_eq!(
-            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) },
-            0
-        );
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        assert_eq!(rc, 0);
         (fds[0], fds[1])
     }
 
