@@ -211,6 +211,7 @@ impl IoContext {
             timers_fired: r(&m.timers_fired),
             inline_completions: r(&m.inline_completions),
             ops_cancelled: r(&d.ops_cancelled),
+            ops_resubmitted: r(&d.ops_resubmitted),
             leader_waits: r(&m.leader_waits),
             ops_in_flight: s.driver.inflight() as u64,
             outstanding_work: s.outstanding() as u64,
@@ -365,6 +366,10 @@ pub struct Metrics {
     pub inline_completions: u64,
     /// Operations cancelled because their future was dropped.
     pub ops_cancelled: u64,
+    /// Operations submitted again because the kernel cancelled them on its
+    /// own (Linux cancels a thread's io_uring requests when it exits; any
+    /// thread may submit on a multi-threaded context).
+    pub ops_resubmitted: u64,
     /// Kernel waits (times a runner slept in `io_uring_enter`).
     pub leader_waits: u64,
     /// Operations (and cancels) in the kernel right now.

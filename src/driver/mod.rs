@@ -72,6 +72,7 @@ pub(crate) struct DriverCounters {
     pub(crate) cqes_reaped: AtomicU64,
     pub(crate) wakeups: AtomicU64,
     pub(crate) ops_cancelled: AtomicU64,
+    pub(crate) ops_resubmitted: AtomicU64,
 }
 
 pub(crate) struct Driver {
@@ -238,9 +239,13 @@ impl Driver {
             return Err(closed_error());
         }
         let key = core.slots.insert(waker, multishot);
-        if let Err(e) = self.push(core, &sqe.user_data(key as u64)) {
+        let sqe = sqe.user_data(key as u64);
+        if let Err(e) = self.push(core, &sqe) {
             core.slots.remove_unsubmitted(key);
             return Err(e);
+        }
+        if !self.cfg.single_threaded {
+            core.slots.keep_for_resubmit(key, sqe);
         }
         self.inflight.fetch_add(1, Ordering::Release);
         Ok(key)
@@ -406,6 +411,7 @@ impl Driver {
         let mut done = 0usize;
         let mut seen = 0u64;
         let mut rearm = false;
+        let mut resubmit = Vec::new();
         {
             // SAFETY: under the core lock: the only live CompletionQueue.
             let cq = unsafe { ring.completion_shared() };
@@ -420,12 +426,13 @@ impl Driver {
                     }
                     CANCEL_TOKEN => done += 1,
                     key => {
-                        if core
+                        let d = core
                             .slots
-                            .dispatch(key as usize, cqe.result(), cqe.flags(), fx)
-                        {
+                            .dispatch(key as usize, cqe.result(), cqe.flags(), fx);
+                        if d.last {
                             done += 1;
                         }
+                        resubmit.extend(d.resubmit);
                     }
                 }
             }
@@ -436,10 +443,25 @@ impl Driver {
         if seen > 0 {
             self.counters.cqes_reaped.fetch_add(seen, Ordering::Relaxed);
         }
+        // Pushed only now: `push` may enter the ring and reap again, which
+        // must not happen while the CQ view above is alive.
         if rearm && !core.closed {
             // Nothing else can be done if even a flush cannot make room;
             // `push` only fails when the ring is gone or unenterable.
             let _ = self.push(core, &self.wakeup.arm_sqe());
+        }
+        for sqe in resubmit {
+            self.counters
+                .ops_resubmitted
+                .fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.push(core, &sqe) {
+                // The ring is gone: complete the op with the error instead.
+                let key = sqe.get_user_data() as usize;
+                core.slots.cancel_requested(key);
+                let errno = e.raw_os_error().unwrap_or(libc::ECANCELED);
+                core.slots.dispatch(key, -errno, 0, fx);
+                self.inflight.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
 
@@ -452,6 +474,7 @@ impl Driver {
         }
         if self.may_enter(core) {
             for key in core.slots.live_keys() {
+                core.slots.cancel_requested(key);
                 self.cancel_key(core, key);
             }
             let deadline = Instant::now() + SHUTDOWN_GRACE;

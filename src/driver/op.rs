@@ -132,7 +132,15 @@ impl Shared {
     pub(crate) fn drop_op(self: &Arc<Self>, key: usize, data: Box<dyn CancelledOp>) {
         let mut fx = Effects::default();
         match self.lock_driver() {
-            Some(mut core) => self.driver.drop_op(&mut core, key, data, &mut fx),
+            Some(mut core) => {
+                self.driver.drop_op(&mut core, key, data, &mut fx);
+                if !crate::runtime::frame::is_running(self) {
+                    // Not a runner (multi-threaded): no pass of ours will
+                    // submit the cancel, and the leader may sleep in the
+                    // kernel. Submit it now.
+                    self.driver.flush(&mut core, &mut fx);
+                }
+            }
             None => {
                 self.remote(Box::new(move |shared: &Shared| {
                     let mut fx = Effects::default();

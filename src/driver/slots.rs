@@ -33,6 +33,7 @@ use std::fmt;
 use std::io;
 use std::task::{Poll, Waker};
 
+use io_uring::squeue;
 use slab::Slab;
 
 /// The result of one CQE.
@@ -152,9 +153,32 @@ impl Effects {
     }
 }
 
+/// One slot: the op's lifecycle, and (multi-threaded contexts) a copy of
+/// its SQE to resubmit if the kernel cancels the op on its own.
+///
+/// Linux cancels the io_uring requests a thread submitted when that thread
+/// exits. Any thread may submit on a multi-threaded context, and runner
+/// threads come and go, so an op that nobody cancelled can come back
+/// `-ECANCELED`; it is then submitted again (same user_data) instead of
+/// failing. The copy is dropped as soon as ringio itself asks for the op to
+/// be cancelled, so a requested cancellation is always reported.
+struct Slot {
+    life: Lifecycle,
+    resubmit: Option<squeue::Entry>,
+}
+
 #[derive(Default)]
 pub(crate) struct Slots {
-    slab: Slab<Lifecycle>,
+    slab: Slab<Slot>,
+}
+
+/// What dispatching one CQE asks of the driver.
+#[derive(Debug, Default)]
+pub(crate) struct Dispatched {
+    /// It was the op's last CQE: it no longer counts as in flight.
+    pub(crate) last: bool,
+    /// The kernel cancelled the op on its own: submit this again.
+    pub(crate) resubmit: Option<squeue::Entry>,
 }
 
 impl Slots {
@@ -163,9 +187,11 @@ impl Slots {
         self.slab.is_empty()
     }
 
-    /// Reserves a slot for an op about to be submitted.
+    /// Reserves a slot for an op about to be submitted. `resubmit` is the
+    /// op's SQE (with its user_data) where the kernel may cancel it on its
+    /// own (see [`Slot`]).
     pub(crate) fn insert(&mut self, waker: &Waker, multishot: bool) -> usize {
-        self.slab.insert(if multishot {
+        let life = if multishot {
             Lifecycle::Streaming {
                 ready: VecDeque::new(),
                 waker: Some(waker.clone()),
@@ -173,27 +199,70 @@ impl Slots {
             }
         } else {
             Lifecycle::Waiting(waker.clone())
+        };
+        self.slab.insert(Slot {
+            life,
+            resubmit: None,
         })
+    }
+
+    /// Keeps a copy of the op's SQE for resubmission (multi-threaded).
+    pub(crate) fn keep_for_resubmit(&mut self, key: usize, sqe: squeue::Entry) {
+        self.get_slot(key).resubmit = Some(sqe);
+    }
+
+    /// ringio itself asks for this op to be cancelled: report the
+    /// cancellation, never resubmit.
+    pub(crate) fn cancel_requested(&mut self, key: usize) {
+        self.get_slot(key).resubmit = None;
     }
 
     /// Frees a slot whose SQE never reached the ring.
     pub(crate) fn remove_unsubmitted(&mut self, key: usize) {
-        self.slab.remove(key);
+        self.remove(key);
     }
 
-    fn get(&mut self, key: usize) -> &mut Lifecycle {
+    fn get_slot(&mut self, key: usize) -> &mut Slot {
         match self.slab.get_mut(key) {
-            Some(l) => l,
+            Some(slot) => slot,
             None => panic!("ringio: no op slot {key} (freed twice, or a stray CQE)"),
         }
     }
 
-    /// Dispatches one CQE to its slot. Returns `true` if it was the op's last
-    /// CQE (the op no longer counts as in flight).
-    pub(crate) fn dispatch(&mut self, key: usize, res: i32, flags: u32, fx: &mut Effects) -> bool {
+    fn get(&mut self, key: usize) -> &mut Lifecycle {
+        &mut self.get_slot(key).life
+    }
+
+    fn remove(&mut self, key: usize) -> Lifecycle {
+        self.slab.remove(key).life
+    }
+
+    /// Dispatches one CQE to its slot.
+    pub(crate) fn dispatch(
+        &mut self,
+        key: usize,
+        res: i32,
+        flags: u32,
+        fx: &mut Effects,
+    ) -> Dispatched {
         let c = Completion::from_cqe(res, flags);
         let last = !c.more();
-        let state = self.get(key);
+        let slot = self.get_slot(key);
+        if last && res == -libc::ECANCELED && slot.resubmit.is_some() {
+            let live = matches!(
+                slot.life,
+                Lifecycle::Waiting(_) | Lifecycle::Streaming { .. }
+            );
+            if live {
+                // Cancelled by the kernel (the submitting thread exited), not
+                // by us: the op is still wanted and still owns its memory.
+                return Dispatched {
+                    last: false,
+                    resubmit: slot.resubmit.clone(),
+                };
+            }
+        }
+        let state = &mut slot.life;
         match state {
             Lifecycle::Waiting(_) => {
                 let prev = std::mem::replace(state, Lifecycle::Completed(c));
@@ -214,7 +283,7 @@ impl Slots {
             Lifecycle::Cancelled(data) => {
                 data.on_cqe(&c);
                 if last {
-                    if let Lifecycle::Cancelled(data) = self.slab.remove(key) {
+                    if let Lifecycle::Cancelled(data) = self.remove(key) {
                         fx.garbage.push(data);
                     }
                 }
@@ -226,14 +295,17 @@ impl Slots {
             }
             other => panic!("ringio: unexpected lifecycle for op slot {key} on CQE: {other:?}"),
         }
-        last
+        Dispatched {
+            last,
+            resubmit: None,
+        }
     }
 
     /// Polls a single-shot op: takes its completion or records the waker.
     pub(crate) fn poll(&mut self, key: usize, waker: &Waker) -> Poll<Option<Completion>> {
         let state = self.get(key);
         match state {
-            Lifecycle::Completed(_) => match self.slab.remove(key) {
+            Lifecycle::Completed(_) => match self.remove(key) {
                 Lifecycle::Completed(c) => Poll::Ready(Some(c)),
                 _ => unreachable!("just matched Completed"),
             },
@@ -244,7 +316,7 @@ impl Slots {
             }
             // The memory is the kernel's for good: the caller leaks it.
             Lifecycle::Abandoned => {
-                self.slab.remove(key);
+                self.remove(key);
                 Poll::Ready(None)
             }
             other => panic!("ringio: unexpected lifecycle for op slot {key} on poll: {other:?}"),
@@ -263,12 +335,12 @@ impl Slots {
             } => {
                 if let Some(c) = ready.pop_front() {
                     if ready.is_empty() && !*more {
-                        self.slab.remove(key);
+                        self.remove(key);
                     }
                     return Poll::Ready(StreamEvent::Item(c));
                 }
                 if !*more {
-                    self.slab.remove(key);
+                    self.remove(key);
                     return Poll::Ready(StreamEvent::End);
                 }
                 match w {
@@ -278,7 +350,7 @@ impl Slots {
                 Poll::Pending
             }
             Lifecycle::Abandoned => {
-                self.slab.remove(key);
+                self.remove(key);
                 Poll::Ready(StreamEvent::Abandoned)
             }
             other => {
@@ -298,11 +370,12 @@ impl Slots {
         match state {
             Lifecycle::Waiting(_) => {
                 *state = Lifecycle::Cancelled(data);
+                self.cancel_requested(key);
                 AfterDrop::SubmitCancel
             }
             Lifecycle::Completed(c) => {
                 data.on_cqe(c);
-                self.slab.remove(key);
+                self.remove(key);
                 fx.garbage.push(data);
                 AfterDrop::Nothing
             }
@@ -312,15 +385,16 @@ impl Slots {
                 }
                 if *more {
                     *state = Lifecycle::Cancelled(data);
+                    self.cancel_requested(key);
                     AfterDrop::SubmitCancel
                 } else {
-                    self.slab.remove(key);
+                    self.remove(key);
                     fx.garbage.push(data);
                     AfterDrop::Nothing
                 }
             }
             Lifecycle::Abandoned => {
-                self.slab.remove(key);
+                self.remove(key);
                 crate::driver::graveyard::bury(data);
                 AfterDrop::Nothing
             }
@@ -332,9 +406,9 @@ impl Slots {
     pub(crate) fn live_keys(&self) -> Vec<usize> {
         self.slab
             .iter()
-            .filter(|(_, l)| {
+            .filter(|(_, slot)| {
                 matches!(
-                    l,
+                    slot.life,
                     Lifecycle::Waiting(_) | Lifecycle::Streaming { more: true, .. }
                 )
             })
@@ -345,14 +419,18 @@ impl Slots {
     /// Number of slots the kernel may still post to.
     #[cfg(test)]
     fn in_kernel(&self) -> usize {
-        self.slab.iter().filter(|(_, l)| in_kernel(l)).count()
+        self.slab
+            .iter()
+            .filter(|(_, slot)| in_kernel(&slot.life))
+            .count()
     }
 
     /// Shutdown gave up: every op the kernel may still write to is abandoned;
     /// cancelled data is leaked (never freed), live futures find `Abandoned`.
     /// Wakers are returned so their tasks (if any) observe it.
     pub(crate) fn abandon_in_kernel(&mut self, fx: &mut Effects) {
-        for (_, l) in self.slab.iter_mut() {
+        for (_, slot) in self.slab.iter_mut() {
+            let l = &mut slot.life;
             if !in_kernel(l) {
                 continue;
             }
@@ -422,7 +500,7 @@ mod tests {
         let k = s.insert(&w, false);
         assert!(s.poll(k, &w).is_pending());
         let mut fx = Effects::default();
-        assert!(s.dispatch(k, 5, 0, &mut fx));
+        assert!(s.dispatch(k, 5, 0, &mut fx).last);
         fx.run();
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         match s.poll(k, &w) {
@@ -448,7 +526,7 @@ mod tests {
             0,
             "kernel still owns the memory"
         );
-        assert!(s.dispatch(k, -libc::ECANCELED, 0, &mut fx));
+        assert!(s.dispatch(k, -libc::ECANCELED, 0, &mut fx).last);
         assert_eq!(probe.cqes.load(Ordering::SeqCst), 1);
         fx.run();
         assert_eq!(probe.dropped.load(Ordering::SeqCst), 1);
@@ -483,8 +561,8 @@ mod tests {
         let mut s = Slots::default();
         let k = s.insert(&w, true);
         let mut fx = Effects::default();
-        assert!(!s.dispatch(k, 1, MORE, &mut fx));
-        assert!(!s.dispatch(k, 2, MORE, &mut fx));
+        assert!(!s.dispatch(k, 1, MORE, &mut fx).last);
+        assert!(!s.dispatch(k, 2, MORE, &mut fx).last);
         fx.run();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake for a batch");
         let next = |s: &mut Slots| match s.poll_stream(k, &w) {
@@ -495,7 +573,7 @@ mod tests {
         assert_eq!(next(&mut s), Some(1));
         assert_eq!(next(&mut s), Some(2));
         assert_eq!(next(&mut s), Some(u32::MAX), "pending while F_MORE");
-        assert!(s.dispatch(k, 3, 0, &mut fx));
+        assert!(s.dispatch(k, 3, 0, &mut fx).last);
         assert_eq!(next(&mut s), Some(3));
         assert!(s.is_empty(), "freed with the last completion taken");
     }
@@ -515,10 +593,10 @@ mod tests {
         );
         assert_eq!(probe.cqes.load(Ordering::SeqCst), 2);
         assert!(
-            !s.dispatch(k, 12, MORE, &mut fx),
+            !s.dispatch(k, 12, MORE, &mut fx).last,
             "late CQE with F_MORE keeps the slot"
         );
-        assert!(s.dispatch(k, -libc::ECANCELED, 0, &mut fx));
+        assert!(s.dispatch(k, -libc::ECANCELED, 0, &mut fx).last);
         assert_eq!(probe.cqes.load(Ordering::SeqCst), 4);
         fx.run();
         assert_eq!(probe.dropped.load(Ordering::SeqCst), 1);
@@ -548,6 +626,37 @@ mod tests {
             "kept reachable in the graveyard"
         );
         assert!(matches!(s.poll(live, &w), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn kernel_cancellation_is_resubmitted_requested_one_is_reported() {
+        let (count, w) = waker();
+        let mut s = Slots::default();
+        let k = s.insert(&w, false);
+        let sqe = io_uring::opcode::Nop::new().build().user_data(k as u64);
+        s.keep_for_resubmit(k, sqe);
+        let mut fx = Effects::default();
+        let d = s.dispatch(k, -libc::ECANCELED, 0, &mut fx);
+        assert!(!d.last, "still in flight");
+        assert_eq!(d.resubmit.map(|e| e.get_user_data()), Some(k as u64));
+        assert!(s.poll(k, &w).is_pending(), "the task keeps waiting");
+        // Other errors are results, not resubmissions.
+        let d = s.dispatch(k, -libc::EIO, 0, &mut fx);
+        assert!(d.last && d.resubmit.is_none());
+        fx.run();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        match s.poll(k, &w) {
+            Poll::Ready(Some(c)) => {
+                assert_eq!(c.result.unwrap_err().raw_os_error(), Some(libc::EIO))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A cancellation ringio asked for is reported.
+        let k = s.insert(&w, false);
+        s.keep_for_resubmit(k, io_uring::opcode::Nop::new().build());
+        s.cancel_requested(k);
+        let d = s.dispatch(k, -libc::ECANCELED, 0, &mut fx);
+        assert!(d.last && d.resubmit.is_none());
     }
 
     #[test]

@@ -19,7 +19,12 @@
 //!   through the condition variable if one sleeps, else the parked leader, by
 //!   returning [`Wake::Leader`] so the caller writes the eventfd *after*
 //!   releasing the lock. `leader_parked` is cleared by that push, so one park
-//!   costs at most one eventfd write.
+//!   costs at most one eventfd write. A notified follower stops counting as
+//!   idle at once (it moves from `idle_followers` to `signalled`), so a second
+//!   push in a burst wakes a second thread instead of re-notifying the first.
+//! * A runner that takes an item and leaves more behind hands the rest on the
+//!   same way (Asio's `wake_one_thread_and_unlock`): one more follower, or the
+//!   leader out of the kernel, so ready work runs in parallel.
 //! * [`RunQueue::finish_lead`] hands completed work over, clears leadership and
 //!   wakes a follower (which may become the next leader).
 //!
@@ -50,8 +55,8 @@ pub(crate) enum Wake {
 /// The decision [`RunQueue::next`] took for the calling runner.
 #[derive(Debug)]
 pub(crate) enum Next<T> {
-    /// Run this item.
-    Run(T),
+    /// Run this item (after waking whoever the leftover work was handed to).
+    Run(T, Wake),
     /// The calling thread is now the leader: drive the ring, then
     /// [`RunQueue::park_leader`] / [`RunQueue::finish_lead`].
     Lead,
@@ -82,7 +87,11 @@ struct State<T> {
     /// The leader's wait deadline went stale (an earlier timer was armed)
     /// before it parked: it must recompute instead of parking.
     leader_stale: bool,
+    /// Followers waiting on the condvar that nobody has signalled yet.
     idle_followers: usize,
+    /// Followers signalled but not yet back from the wait. Invariant:
+    /// `idle_followers + signalled` = followers inside the wait.
+    signalled: usize,
 }
 
 #[derive(Debug)]
@@ -100,6 +109,7 @@ impl<T> RunQueue<T> {
                 leader_parked: false,
                 leader_stale: false,
                 idle_followers: 0,
+                signalled: 0,
             }),
             cond: Condvar::new(),
         }
@@ -111,6 +121,8 @@ impl<T> RunQueue<T> {
 
     fn wake_for_new_work(&self, st: &mut State<T>) -> Wake {
         if st.idle_followers > 0 {
+            st.idle_followers -= 1;
+            st.signalled += 1;
             self.cond.notify_one();
             Wake::Nobody
         } else if st.leader_parked {
@@ -144,11 +156,13 @@ impl<T> RunQueue<T> {
                 return Next::Idle;
             }
             if let Some(item) = st.items.pop_front() {
-                // Hand the rest to a follower while we run this one.
-                if !st.items.is_empty() && st.idle_followers > 0 {
-                    self.cond.notify_one();
-                }
-                return Next::Run(item);
+                // Hand the rest on while we run this one.
+                let wake = if st.items.is_empty() {
+                    Wake::Nobody
+                } else {
+                    self.wake_for_new_work(&mut st)
+                };
+                return Next::Run(item, wake);
             }
             if !has_work() {
                 return Next::Idle;
@@ -161,21 +175,18 @@ impl<T> RunQueue<T> {
             if must_flush && !matches!(mode, WaitMode::Poll) {
                 return Next::Flush;
             }
-            st.idle_followers += 1;
             match mode {
-                WaitMode::Poll => {
-                    st.idle_followers -= 1;
-                    return Next::Idle;
-                }
+                WaitMode::Poll => return Next::Idle,
                 WaitMode::Block => {
+                    st.idle_followers += 1;
                     st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
                 }
                 WaitMode::Until(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        st.idle_followers -= 1;
                         return Next::Idle;
                     }
+                    st.idle_followers += 1;
                     st = self
                         .cond
                         .wait_timeout(st, deadline - now)
@@ -183,7 +194,13 @@ impl<T> RunQueue<T> {
                         .0;
                 }
             }
-            st.idle_followers -= 1;
+            // Back from the wait: consume a signal if one is pending, else
+            // our own idle registration (spurious wake-up or timeout).
+            if st.signalled > 0 {
+                st.signalled -= 1;
+            } else {
+                st.idle_followers -= 1;
+            }
         }
     }
 
@@ -205,22 +222,26 @@ impl<T> RunQueue<T> {
         st.leader = false;
         st.leader_parked = false;
         st.leader_stale = false;
+        // One follower takes the work (or the leadership); it hands on
+        // further work itself in `next`.
         if st.idle_followers > 0 {
-            // One follower takes the work (or the leadership); it hands on
-            // further work itself in `next`.
-            if st.items.len() > 1 {
-                self.cond.notify_all();
-            } else {
-                self.cond.notify_one();
-            }
+            st.idle_followers -= 1;
+            st.signalled += 1;
+            self.cond.notify_one();
         }
+    }
+
+    fn signal_all(&self, st: &mut State<T>) {
+        st.signalled += st.idle_followers;
+        st.idle_followers = 0;
+        self.cond.notify_all();
     }
 
     /// Wakes every runner after the caller set the stop flag. The caller
     /// writes the eventfd if this returns [`Wake::Leader`].
     pub(crate) fn wake_all(&self) -> Wake {
         let mut st = self.lock();
-        self.cond.notify_all();
+        self.signal_all(&mut st);
         if st.leader_parked {
             st.leader_parked = false;
             Wake::Leader
@@ -300,7 +321,10 @@ mod loom_run_queue {
                         || rem.load(Ordering::SeqCst) > 0,
                         false,
                     ) {
-                        Next::Run(_) => {
+                        Next::Run(_, wake) => {
+                            if wake == Wake::Leader {
+                                efd.write();
+                            }
                             rem.fetch_sub(1, Ordering::SeqCst);
                             // Last work done: wake everyone (as stop() does).
                             if q.wake_all() == Wake::Leader {
@@ -352,11 +376,11 @@ mod tests {
         q.finish_lead(None);
         assert!(matches!(
             q.next(WaitMode::Poll, || false, || true, false),
-            Next::Run(1)
+            Next::Run(1, _)
         ));
         assert!(matches!(
             q.next(WaitMode::Poll, || false, || true, false),
-            Next::Run(2)
+            Next::Run(2, _)
         ));
     }
 
@@ -376,6 +400,36 @@ mod tests {
             Next::Lead
         ));
         assert!(!q.park_leader(|| true));
+    }
+
+    #[test]
+    fn second_push_of_a_burst_wakes_the_leader_not_the_signalled_follower() {
+        use std::sync::Arc;
+        let q = Arc::new(RunQueue::<u32>::new());
+        assert!(matches!(
+            q.next(WaitMode::Block, || false, || true, false),
+            Next::Lead
+        ));
+        let q2 = q.clone();
+        let follower = std::thread::spawn(move || {
+            matches!(
+                q2.next(WaitMode::Block, || false, || true, false),
+                Next::Run(..)
+            )
+        });
+        while q.lock().idle_followers == 0 {
+            std::thread::yield_now();
+        }
+        assert!(q.park_leader(|| false));
+        assert_eq!(q.push(1), Wake::Nobody, "the idle follower is signalled");
+        assert_eq!(
+            q.push(2),
+            Wake::Leader,
+            "the follower is taken: wake the leader"
+        );
+        assert!(follower.join().unwrap());
+        let st = q.lock();
+        assert_eq!((st.idle_followers, st.signalled), (0, 0));
     }
 
     #[test]

@@ -403,13 +403,29 @@ impl Shared {
             }
         }
         let out = f(guard.frame());
-        if self.single_threaded && !nested && self.driver.inflight() > 0 {
-            // Completions deferred to this thread (DEFER_TASKRUN) are posted
-            // only when it enters the ring: do it once before letting go, so
-            // a finished op does not pin the ring to this thread.
-            self.flush_ring();
+        if !nested {
+            self.settle();
         }
         out
+    }
+
+    /// Before a runner lets go of the context: submit what its last handlers
+    /// queued (a cancel, say) — nobody else may come to do it — and, on a
+    /// single-threaded ring, post the completions deferred to this thread
+    /// (`DEFER_TASKRUN` posts them only when this thread enters the ring), so
+    /// a finished op does not pin the ring to this thread. Non-blocking; a
+    /// few rounds at most (a cancel completes, then the op it cancelled).
+    fn settle(&self) {
+        for _ in 0..4 {
+            let before = self.driver.inflight();
+            if before == 0 && !self.driver.sq_queued() {
+                return;
+            }
+            self.flush_ring();
+            if !self.driver.sq_queued() && self.driver.inflight() == before {
+                return; // nothing more will move without waiting
+            }
+        }
     }
 
     /// `run`, `run_one`, `run_for`, `poll`, ...: up to `limit` handlers.
@@ -524,7 +540,10 @@ impl Shared {
             // already): `next` asks for a flush first.
             let must_flush = frame.since_flush.get() > 0 && self.driver.sq_queued();
             match q.next(wait, interrupt, || self.outstanding() > 0, must_flush) {
-                Next::Run(r) => {
+                Next::Run(r, wake) => {
+                    if wake == QueueWake::Leader {
+                        self.driver.wake();
+                    }
                     self.run_task(frame, r);
                     return 1;
                 }
