@@ -4,35 +4,16 @@
 //! timers that were armed. Plus the leader re-wake: a timer armed while the
 //! leader sleeps in the kernel on a later deadline fires on time.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
-use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ringio::time::{self, Sleep};
 use ringio::IoContext;
 
-/// Runs `f` on its own thread and fails if it has not finished after
-/// `limit` (a hang becomes a failure with a message).
-fn watchdog<F: FnOnce() + Send + 'static>(limit: Duration, f: F) {
-    let (tx, rx) = mpsc::channel();
-    let h = thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(()) => h.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = h.join() {
-                std::panic::resume_unwind(p)
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test still running after {limit:?}: hung"),
-    }
-}
+mod common;
+use common::{poll_once, watchdog};
 
 /// xorshift64: a small deterministic generator, fixed seeds.
 struct Rng(u64);
@@ -54,11 +35,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-/// Polls `f` once with the calling task's waker.
-async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
-    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
 }
 
 /// What a batch of sleeps saw.

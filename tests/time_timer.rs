@@ -2,11 +2,10 @@
 //! `cancel`, `cancel_one`, re-arming, sharing between tasks and threads, on
 //! a multi-threaded and on a single-threaded context.
 
-use std::future::Future;
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,50 +13,15 @@ use std::time::{Duration, Instant};
 use ringio::time::{self, Timer};
 use ringio::IoContext;
 
+mod common;
+use common::{each_mode, poll_once, watchdog, Mode};
+
 const ECANCELED: i32 = libc::ECANCELED;
 
 /// How late a wake-up may be before we call it lost (the machine may be busy).
 const LATE: Duration = Duration::from_secs(3);
 
-/// Runs `f` on its own thread and fails if it has not finished after
-/// `limit` (a hang becomes a failure with a message).
-fn watchdog<F: FnOnce() + Send + 'static>(limit: Duration, f: F) {
-    let (tx, rx) = mpsc::channel();
-    let h = thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(()) => h.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = h.join() {
-                std::panic::resume_unwind(p)
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test still running after {limit:?}: hung"),
-    }
-}
-
-/// Runs `f` once per mode, each on a fresh context built inside the
-/// watchdog thread.
-fn each_mode<F: Fn(&'static str, IoContext) + Send + Sync + Copy + 'static>(f: F) {
-    for single in [false, true] {
-        watchdog(Duration::from_secs(30), move || {
-            let ctx = IoContext::builder()
-                .single_threaded(single)
-                .build()
-                .unwrap();
-            f(if single { "single" } else { "multi" }, ctx);
-        });
-    }
-}
-
-/// Polls `f` once with the calling task's waker.
-async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
-    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
-}
-
-fn assert_cancelled(mode: &str, r: &io::Result<()>) {
+fn assert_cancelled(mode: Mode, r: &io::Result<()>) {
     match r {
         Err(e) => assert_eq!(
             e.raw_os_error(),

@@ -102,6 +102,15 @@ pub enum Mode {
     Single,
 }
 
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Multi => "multi",
+            Mode::Single => "single",
+        })
+    }
+}
+
 impl Mode {
     pub const ALL: [Mode; 2] = [Mode::Multi, Mode::Single];
 
