@@ -12,9 +12,10 @@
 //! be heap memory owned by `T` — `T` itself moves (into the slot).
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use io_uring::squeue;
 
@@ -72,15 +73,7 @@ impl<T: OpCode> Future for Op<T> {
                 let Some(shared) = Shared::current() else {
                     return Poll::Ready(data.complete(no_context_completion()));
                 };
-                let submitted = {
-                    let Some(mut core) = shared.lock_driver() else {
-                        unreachable!("the context running this thread is owned by it")
-                    };
-                    shared
-                        .driver
-                        .submit(&mut core, data.sqe(), cx.waker(), false)
-                };
-                match submitted {
+                match shared.submit_here(data.sqe(), cx.waker(), false) {
                     Ok(key) => {
                         this.state = State::InFlight { shared, key, data };
                         Poll::Pending
@@ -126,6 +119,20 @@ impl<T: OpCode> Drop for Op<T> {
 }
 
 impl Shared {
+    /// Submits an op from the thread running this context (the context the
+    /// op binds to on its first poll).
+    pub(crate) fn submit_here(
+        &self,
+        sqe: squeue::Entry,
+        waker: &Waker,
+        multishot: bool,
+    ) -> io::Result<usize> {
+        let mut core = self
+            .lock_driver()
+            .expect("the context running this thread is owned by it");
+        self.driver.submit(&mut core, sqe, waker, multishot)
+    }
+
     /// Hands a dropped op's data to its slot (and cancels it), from any
     /// thread: a single-threaded context's owner does it directly, other
     /// threads through the context's remote queue.

@@ -70,15 +70,7 @@ impl<T: MultiOpCode> StreamOp<T> {
                     self.state = State::Finished(data);
                     return Poll::Ready(Some(item));
                 };
-                let submitted = {
-                    let mut core = shared
-                        .lock_driver()
-                        .expect("the running context is owned by this thread");
-                    shared
-                        .driver
-                        .submit(&mut core, data.sqe(), cx.waker(), true)
-                };
-                match submitted {
+                match shared.submit_here(data.sqe(), cx.waker(), true) {
                     Ok(key) => {
                         self.state = State::Running { shared, key, data };
                         Poll::Pending

@@ -339,19 +339,25 @@ impl Shared {
         if self.timers.is_empty() {
             return 0;
         }
-        let now = Instant::now();
-        if !self.timers.is_due(now) {
-            return 0;
-        }
         let mut wakers = Vec::new();
-        let n = match self.lock(&self.timers.store) {
-            Some(mut store) => self.timers.expire(&mut store, now, &mut wakers),
-            None => 0,
-        };
-        Counters::bump(&self.metrics.timers_fired, n as u64);
+        let n = self.expire_timers_into(Instant::now(), &mut wakers);
         for w in wakers {
             w.wake();
         }
+        n
+    }
+
+    /// Fires the timers due at `now`, collecting their wakers (to be woken
+    /// once no lock is held); returns how many fired.
+    fn expire_timers_into(&self, now: Instant, wakers: &mut Vec<Waker>) -> usize {
+        if !self.timers.is_due(now) {
+            return 0;
+        }
+        let n = match self.lock(&self.timers.store) {
+            Some(mut store) => self.timers.expire(&mut store, now, wakers),
+            None => 0,
+        };
+        Counters::bump(&self.metrics.timers_fired, n as u64);
         n
     }
 
@@ -579,11 +585,7 @@ impl Shared {
             self.driver.flush(&mut core, &mut fx);
         }
         let now = Instant::now();
-        if self.timers.is_due(now) {
-            let mut store = self.lock(&self.timers.store).expect("locking");
-            let n = self.timers.expire(&mut store, now, &mut fx.wakers);
-            Counters::bump(&self.metrics.timers_fired, n as u64);
-        }
+        self.expire_timers_into(now, &mut fx.wakers);
         let until = match wait {
             WaitMode::Poll => None,
             WaitMode::Block => Some(None),
@@ -609,11 +611,7 @@ impl Shared {
         }
         self.timers.leader_awake();
         let now = Instant::now();
-        if self.timers.is_due(now) {
-            let mut store = self.lock(&self.timers.store).expect("locking");
-            let n = self.timers.expire(&mut store, now, &mut fx.wakers);
-            Counters::bump(&self.metrics.timers_fired, n as u64);
-        }
+        self.expire_timers_into(now, &mut fx.wakers);
         q.finish_lead(None);
         fx.run();
         true
