@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
@@ -607,4 +608,111 @@ fn unsafe_read(r: &PipeReader) -> Vec<u8> {
     let n = unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
     assert!(n >= 0, "read: {}", std::io::Error::last_os_error());
     buf[..n as usize].to_vec()
+}
+
+/// An op future owned outside any task (here: kept by the test after one
+/// poll) is still in the kernel when the context is dropped: shutdown cancels
+/// it and waits for its CQE, and the future, polled afterwards, gives its
+/// buffer back with ECANCELED instead of hanging or freeing memory the
+/// kernel could still write.
+#[test]
+fn op_future_outside_any_task_in_flight_at_shutdown_reports_cancelled() {
+    let _fds = fd_shared();
+    watchdog(Duration::from_secs(20), || {
+        // After the drop, the multi-threaded future is polled to its
+        // ECANCELED result; the single-threaded one (whose context has no
+        // owner any more) is dropped, which runs its slot release through
+        // the closed context's remote queue.
+        for mode in [Mode::Multi, Mode::Single] {
+            let ctx = mode.build();
+            let (r, _w) = ringio::io::pipe().unwrap();
+            let mut read = Box::pin(r.read(vec![0u8; 16]));
+            let first = ctx.block_on(std::future::poll_fn(|cx| {
+                Poll::Ready(read.as_mut().poll(cx))
+            }));
+            assert!(first.is_pending(), "[{mode}] the read waits for data");
+            assert_eq!(ctx.metrics().ops_in_flight, 1, "[{mode}]");
+            let start = Instant::now();
+            drop(ctx);
+            assert!(
+                start.elapsed() < QUICK_DROP,
+                "[{mode}] shutdown waited for a cancellable read"
+            );
+            match mode {
+                Mode::Multi => match poll_outside(&mut read) {
+                    Poll::Ready((res, buf)) => {
+                        assert_eq!(
+                            res.unwrap_err().raw_os_error(),
+                            Some(libc::ECANCELED),
+                            "[{mode}]"
+                        );
+                        assert_eq!(buf.len(), 16, "[{mode}] the buffer comes back");
+                    }
+                    Poll::Pending => panic!("[{mode}] the cancelled read never completed"),
+                },
+                // The owner thread is gone with the context; dropping the
+                // future must still be safe.
+                Mode::Single => drop(read),
+            }
+        }
+    });
+}
+
+/// A pipe used on a single-threaded context outlives the context and is
+/// dropped on another thread: nobody owns the context any more, so the
+/// dropping thread does the close itself (cancel-by-fd is moot, the ring is
+/// gone) — no hang, no leaked descriptor.
+#[test]
+fn pipe_of_a_dropped_single_threaded_context_closed_on_another_thread() {
+    let _fds = fd_exclusive();
+    let before = open_fds();
+    watchdog(Duration::from_secs(20), move || {
+        let ctx = Mode::Single.build();
+        let (r, w) = ringio::io::pipe().unwrap();
+        ctx.block_on(async {
+            let (res, _) = w.write_all(b"x".to_vec()).await;
+            res.unwrap();
+            let (res, _) = r.read(vec![0u8; 4]).await;
+            assert_eq!(res.unwrap(), 1);
+        });
+        drop(ctx);
+        thread::spawn(move || {
+            drop(r);
+            drop(w);
+        })
+        .join()
+        .unwrap();
+    });
+    assert_fds_back_to(before, "pipe closed on another thread after its context");
+}
+
+/// `Sleep::reset` on a thread that does not own the single-threaded context
+/// the sleep is registered with drops the registration (through the
+/// owner) and re-arms on the next poll, on the owner.
+#[test]
+fn sleep_reset_on_a_foreign_thread_rearms_on_the_owner() {
+    let _fds = fd_shared();
+    watchdog(Duration::from_secs(20), || {
+        let ctx = Mode::Single.build();
+        let mut sleep = Box::pin(ringio::time::Sleep::new(
+            Instant::now() + Duration::from_secs(3600),
+        ));
+        let first = ctx.block_on(std::future::poll_fn(|cx| {
+            Poll::Ready(sleep.as_mut().poll(cx))
+        }));
+        assert!(first.is_pending());
+        let sleep = thread::spawn(move || {
+            let mut s = sleep;
+            s.as_mut().reset(Instant::now() + Duration::from_millis(5));
+            s
+        })
+        .join()
+        .unwrap();
+        let start = Instant::now();
+        ctx.block_on(sleep);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the reset deadline was used"
+        );
+    });
 }
