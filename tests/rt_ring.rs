@@ -85,3 +85,68 @@ fn completion_queue_overflow_loses_nothing() {
         assert_eq!(got, (0..64).collect::<Vec<_>>());
     });
 }
+
+/// Every SQE pushed during one scheduler pass reaches the kernel in one
+/// `io_uring_enter`: 64 tasks that each start a nop in the same pass cost a
+/// handful of enters, not 64.
+#[test]
+fn sqes_of_one_pass_share_one_enter() {
+    for st in [false, true] {
+        let ctx = IoContext::builder().single_threaded(st).build().unwrap();
+        // Warm up: the first pass also submits the wake-up poll.
+        ctx.block_on(ringio::io::nop()).unwrap();
+        let before = ctx.metrics();
+        ctx.block_on(async {
+            let handles: Vec<_> = (0..64).map(|_| ringio::spawn(ringio::io::nop())).collect();
+            for h in handles {
+                h.await.unwrap().unwrap();
+            }
+        });
+        let after = ctx.metrics();
+        let enters = after.enter_calls - before.enter_calls;
+        let sqes = after.sqes_submitted - before.sqes_submitted;
+        assert_eq!(sqes, 64, "st={st}: {after:?}");
+        assert!(
+            enters <= 4,
+            "st={st}: {enters} enters for 64 SQEs of one pass ({after:?})"
+        );
+    }
+}
+
+/// The ring is pumped only when something is queued or pending: a context
+/// that only runs tasks (no I/O, no timers) does not enter the kernel.
+#[test]
+fn no_enter_without_io() {
+    for st in [false, true] {
+        let ctx = IoContext::builder().single_threaded(st).build().unwrap();
+        ctx.block_on(ringio::io::nop()).unwrap(); // arm the wake-up poll
+        let before = ctx.metrics();
+        ctx.block_on(async {
+            let handles: Vec<_> = (0..100)
+                .map(|_| {
+                    ringio::spawn(async {
+                        for _ in 0..100 {
+                            let mut yielded = false;
+                            std::future::poll_fn(|cx| {
+                                if yielded {
+                                    std::task::Poll::Ready(())
+                                } else {
+                                    yielded = true;
+                                    cx.waker().wake_by_ref();
+                                    std::task::Poll::Pending
+                                }
+                            })
+                            .await;
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        });
+        let after = ctx.metrics();
+        assert!(after.tasks_polled - before.tasks_polled >= 10_000);
+        assert_eq!(after.enter_calls, before.enter_calls, "st={st}: {after:?}");
+    }
+}
