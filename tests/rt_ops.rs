@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     assert_fds_back_to, each_mode, fd_exclusive, fd_shared, open_fds, panic_text, poll_once,
-    poll_outside, quiet_panics, wait_until, watchdog, Mode,
+    poll_outside, quiet_panics, spawn_runners, wait_until, watchdog, Mode,
 };
 use ringio::io::{PipeReader, PipeWriter};
 use ringio::time::timeout;
@@ -205,12 +205,7 @@ fn large_transfer_with_concurrent_reader_and_writer() {
         let expect = data.clone();
         let (r, w) = ringio::io::pipe().unwrap();
         let guard = ctx.work_guard();
-        let runners: Vec<_> = (0..2)
-            .map(|_| {
-                let ctx = ctx.clone();
-                thread::spawn(move || ctx.run())
-            })
-            .collect();
+        let runners: Vec<_> = spawn_runners(&ctx, 2);
         let writer = ctx.spawn(async move {
             let (res, buf) = w.write_all(data).await;
             res.unwrap();
@@ -782,12 +777,7 @@ fn token_ring_of_pipes_across_tasks_and_runners() {
         assert_eq!(raw_write(&writers[0], &0u64.to_le_bytes()), 8);
         writers.rotate_left(1); // writers[i] now writes into pipe i+1
         let guard = ctx.work_guard();
-        let runners: Vec<_> = (0..2)
-            .map(|_| {
-                let ctx = ctx.clone();
-                thread::spawn(move || ctx.run())
-            })
-            .collect();
+        let runners: Vec<_> = spawn_runners(&ctx, 2);
         let handles: Vec<_> = readers
             .drain(..)
             .zip(writers.drain(..))

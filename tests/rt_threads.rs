@@ -16,7 +16,7 @@ use std::task::{Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{each_mode, median_max, wait_until, watchdog, yield_now, Mode, Signal};
+use common::{each_mode, median_max, spawn_runners, wait_until, watchdog, yield_now, Mode, Signal};
 
 const PROMPT: Duration = Duration::from_secs(2);
 
@@ -142,12 +142,7 @@ fn four_threads_run_tasks_that_yield_and_spawn_children() {
         let ctx = Mode::Multi.build();
         let ran = slots(P * C);
         let guard = ctx.work_guard();
-        let runners: Vec<_> = (0..4)
-            .map(|_| {
-                let ctx = ctx.clone();
-                thread::spawn(move || ctx.run())
-            })
-            .collect();
+        let runners: Vec<_> = spawn_runners(&ctx, 4);
         let parents: Vec<_> = (0..P)
             .map(|p| {
                 let ran = ran.clone();
@@ -203,12 +198,7 @@ fn cross_thread_spawn_storm_into_running_context() {
         let ran = slots(SPAWNERS * EACH);
         let done = Arc::new(AtomicUsize::new(0));
         let guard = ctx.work_guard();
-        let runners: Vec<_> = (0..2)
-            .map(|_| {
-                let ctx = ctx.clone();
-                thread::spawn(move || ctx.run())
-            })
-            .collect();
+        let runners: Vec<_> = spawn_runners(&ctx, 2);
         let go = Arc::new(Barrier::new(SPAWNERS));
         let spawners: Vec<_> = (0..SPAWNERS)
             .map(|s| {
@@ -468,12 +458,7 @@ fn a_blocked_handler_does_not_hold_up_ready_work_on_other_runners() {
     watchdog(Duration::from_secs(20), || {
         let ctx = Mode::Multi.build();
         let guard = ctx.work_guard();
-        let runners: Vec<_> = (0..2)
-            .map(|_| {
-                let ctx = ctx.clone();
-                thread::spawn(move || ctx.run())
-            })
-            .collect();
+        let runners: Vec<_> = spawn_runners(&ctx, 2);
         thread::sleep(Duration::from_millis(50));
         for round in 0..5 {
             let (tx, rx) = mpsc::channel::<()>();
@@ -509,12 +494,7 @@ fn burst_of_two_posts_runs_on_both_idle_runners_at_once() {
     watchdog(Duration::from_secs(30), || {
         let ctx = Mode::Multi.build();
         let guard = ctx.work_guard();
-        let runners: Vec<_> = (0..2)
-            .map(|_| {
-                let ctx = ctx.clone();
-                thread::spawn(move || ctx.run())
-            })
-            .collect();
+        let runners: Vec<_> = spawn_runners(&ctx, 2);
         let mut alone = Vec::new();
         let mut threads = std::collections::HashSet::new();
         for round in 0..10 {

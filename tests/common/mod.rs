@@ -151,6 +151,17 @@ where
     }
 }
 
+/// Starts `n` threads that each `run()` the context; join them for the
+/// handler counts.
+pub fn spawn_runners(ctx: &IoContext, n: usize) -> Vec<thread::JoinHandle<usize>> {
+    (0..n)
+        .map(|_| {
+            let ctx = ctx.clone();
+            thread::spawn(move || ctx.run())
+        })
+        .collect()
+}
+
 /// Sets its flag when dropped.
 #[derive(Debug)]
 pub struct DropFlag(Arc<AtomicBool>);
