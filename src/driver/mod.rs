@@ -358,16 +358,16 @@ impl Driver {
     /// queued SQEs in the same call, then reaps. Single-threaded callers hold
     /// the (lockless) core guard throughout; the multi-threaded leader passes
     /// the lock in and it is released around the wait.
-    pub(crate) fn wait<'a>(
-        &'a self,
-        mut core: ModeGuard<'a, Core>,
+    pub(crate) fn wait(
+        &self,
+        mut core: ModeGuard<'_, Core>,
         timeout: Option<Duration>,
         fx: &mut Effects,
-    ) -> ModeGuard<'a, Core> {
+    ) {
         fx.append(&mut core.deferred);
-        let Some(ring) = self.ring() else { return core };
+        let Some(ring) = self.ring() else { return };
         if !self.may_enter(&core) {
-            return core;
+            return;
         }
         let unlocked = self.core.is_locking();
         let held = if unlocked {
@@ -402,7 +402,6 @@ impl Driver {
         };
         self.sync_sq_hint(ring);
         self.reap(&mut core, fx);
-        core
     }
 
     /// Dispatches every visible CQE to its slot (never to anyone else's).

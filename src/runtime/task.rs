@@ -159,12 +159,10 @@ impl<F> Drop for TaskFuture<F> {
                     tasks.try_remove(key);
                 }
                 None => {
-                    let shared = meta.shared.clone();
                     meta.shared.remote(Box::new(move |s: &Shared| {
                         if let Some(mut tasks) = s.lock(&s.tasks) {
                             tasks.try_remove(key);
                         }
-                        drop(shared);
                     }));
                 }
             }

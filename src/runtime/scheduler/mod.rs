@@ -521,7 +521,7 @@ impl Shared {
             {
                 let core = self.lock_driver().expect("owner");
                 Counters::bump(&self.metrics.leader_waits, 1);
-                drop(self.driver.wait(core, timeout, &mut fx));
+                self.driver.wait(core, timeout, &mut fx);
             }
             parker.finish_park();
             frame.since_flush.set(0);
@@ -607,7 +607,7 @@ impl Shared {
         if q.park_leader(interrupt) {
             let core = self.lock_driver().expect("locking");
             Counters::bump(&self.metrics.leader_waits, 1);
-            drop(self.driver.wait(core, timeout, &mut fx));
+            self.driver.wait(core, timeout, &mut fx);
         }
         self.timers.leader_awake();
         let now = Instant::now();
