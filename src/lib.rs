@@ -39,9 +39,12 @@
 pub mod buf;
 mod context;
 pub(crate) mod driver;
+pub mod fs;
 pub mod io;
 pub(crate) mod loom;
+pub mod net;
 pub(crate) mod runtime;
+pub mod signal;
 pub mod time;
 
 pub use context::{spawn, Builder, IoContext, Metrics, WorkGuard};

@@ -1,0 +1,1 @@
+//! Signals delivered as awaitable events.
