@@ -162,6 +162,9 @@ unsafe impl IoBuf for &'static str {
     }
 }
 
+#[cfg(feature = "bytes")]
+mod bytes;
+
 #[cfg(test)]
 mod tests {
     use super::*;

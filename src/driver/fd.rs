@@ -8,7 +8,7 @@
 //! the kernel, and only then calls `close(2)` (the reference scheduler's
 //! `cancel_and_flush` lesson).
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::runtime::scheduler::Shared;
@@ -40,6 +40,24 @@ impl RingFd {
                 let _ = self.ctx.set(Arc::downgrade(&shared));
             }
         }
+    }
+}
+
+impl RingFd {
+    /// Cancels every op in flight on this fd (they finish with
+    /// `ECANCELED`). Nothing to do if no op was ever submitted.
+    pub(crate) fn cancel_all(&self) {
+        if let Some(shared) = self.ctx.get().and_then(Weak::upgrade) {
+            shared.cancel_fd(self.raw());
+        }
+    }
+}
+
+impl AsFd for RingFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // `fd` is only taken by Drop, so it is present whenever a borrow
+        // can be made.
+        self.fd.as_ref().expect("fd present until drop").as_fd()
     }
 }
 

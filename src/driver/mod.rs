@@ -36,6 +36,7 @@ pub(crate) mod wakeup;
 
 use std::cell::UnsafeCell;
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -234,6 +235,7 @@ impl Driver {
         sqe: squeue::Entry,
         waker: &std::task::Waker,
         multishot: bool,
+        fd: Option<RawFd>,
     ) -> io::Result<usize> {
         if core.closed {
             return Err(closed_error());
@@ -245,7 +247,7 @@ impl Driver {
             return Err(e);
         }
         if !self.cfg.single_threaded {
-            core.slots.keep_for_resubmit(key, sqe);
+            core.slots.keep_for_resubmit(key, sqe, fd);
         }
         self.inflight.fetch_add(1, Ordering::Release);
         Ok(key)
@@ -265,6 +267,17 @@ impl Driver {
         }
     }
 
+    /// Cancels an op whose owner still polls it (its slot stays live and
+    /// receives the `ECANCELED` completion).
+    pub(crate) fn cancel_owned(&self, core: &mut Core, key: usize) {
+        if core.closed || !core.slots.is_live(key) {
+            return;
+        }
+        core.slots.cancel_requested(key);
+        self.counters.ops_cancelled.fetch_add(1, Ordering::Relaxed);
+        self.cancel_key(core, key);
+    }
+
     /// Asks the kernel to cancel the op in slot `key`. Best effort: if the
     /// cancel cannot be queued the op still completes on its own, and its
     /// slot is freed then.
@@ -279,20 +292,31 @@ impl Driver {
 
     /// Cancels every op on `fd` and flushes the cancel to the kernel *now*,
     /// while `fd` is still open (the number may be reused after close).
-    pub(crate) fn cancel_fd_and_flush(&self, core: &mut Core, fd: i32) -> io::Result<()> {
+    pub(crate) fn cancel_fd_and_flush(&self, core: &mut Core, fd: RawFd) -> io::Result<()> {
         if core.closed {
             return Ok(());
         }
-        let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
-            .build()
-            .user_data(CANCEL_TOKEN);
-        self.push(core, &sqe)?;
-        self.inflight.fetch_add(1, Ordering::Release);
+        self.cancel_fd(core, fd)?;
         if self.may_enter(core) {
             let ring = self.ring().expect("open ring");
             let _ = self.enter_submit(ring);
             self.sync_sq_hint(ring);
         }
+        Ok(())
+    }
+
+    /// Queues `ASYNC_CANCEL` for every op on `fd`; those ops report
+    /// `ECANCELED` (none is resubmitted). Submitted with the pass's batch.
+    pub(crate) fn cancel_fd(&self, core: &mut Core, fd: RawFd) -> io::Result<()> {
+        if core.closed {
+            return Ok(());
+        }
+        core.slots.cancel_requested_fd(fd);
+        let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
+            .build()
+            .user_data(CANCEL_TOKEN);
+        self.push(core, &sqe)?;
+        self.inflight.fetch_add(1, Ordering::Release);
         Ok(())
     }
 

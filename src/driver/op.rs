@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -30,6 +31,12 @@ pub(crate) trait OpCode: CancelledOp + Sized + Send + 'static {
     /// Builds the SQE (user_data is set by the driver). Pointers in it must
     /// point at heap memory owned by `self`.
     fn sqe(&mut self) -> squeue::Entry;
+
+    /// The fd the op works on, if any: `TcpStream::cancel` and friends
+    /// cancel by fd, and must be able to tell which ops they stopped.
+    fn fd(&self) -> Option<RawFd> {
+        None
+    }
 
     /// Turns the CQE (or a submission error) into the output.
     fn complete(self, completion: Completion) -> Self::Output;
@@ -73,7 +80,7 @@ impl<T: OpCode> Future for Op<T> {
                 let Some(shared) = Shared::current() else {
                     return Poll::Ready(data.complete(no_context_completion()));
                 };
-                match shared.submit_here(data.sqe(), cx.waker(), false) {
+                match shared.submit_here(data.sqe(), cx.waker(), false, data.fd()) {
                     Ok(key) => {
                         this.state = State::InFlight { shared, key, data };
                         Poll::Pending
@@ -110,9 +117,13 @@ impl<T: OpCode> Future for Op<T> {
 
 impl<T: OpCode> Drop for Op<T> {
     fn drop(&mut self) {
-        if let State::InFlight { shared, key, data } =
-            std::mem::replace(&mut self.state, State::Done)
+        if let State::InFlight {
+            shared,
+            key,
+            mut data,
+        } = std::mem::replace(&mut self.state, State::Done)
         {
+            data.on_drop_in_flight();
             shared.drop_op(key, Box::new(data));
         }
     }
@@ -126,11 +137,51 @@ impl Shared {
         sqe: squeue::Entry,
         waker: &Waker,
         multishot: bool,
+        fd: Option<RawFd>,
     ) -> io::Result<usize> {
         let mut core = self
             .lock_driver()
             .expect("the context running this thread is owned by it");
-        self.driver.submit(&mut core, sqe, waker, multishot)
+        self.driver.submit(&mut core, sqe, waker, multishot, fd)
+    }
+
+    /// Cancels the op in slot `key`, which its owner keeps polling.
+    pub(crate) fn cancel_op(self: &Arc<Self>, key: usize) {
+        let mut fx = Effects::default();
+        match self.lock_driver() {
+            Some(mut core) => {
+                self.driver.cancel_owned(&mut core, key);
+                if !crate::runtime::frame::is_running(self) {
+                    self.driver.flush(&mut core, &mut fx);
+                }
+            }
+            None => self.remote(Box::new(move |shared: &Shared| {
+                if let Some(mut core) = shared.lock_driver() {
+                    shared.driver.cancel_owned(&mut core, key);
+                }
+            })),
+        }
+        fx.run();
+    }
+
+    /// Cancels every op on `fd` (they complete with `ECANCELED`), from any
+    /// thread.
+    pub(crate) fn cancel_fd(self: &Arc<Self>, fd: RawFd) {
+        let mut fx = Effects::default();
+        match self.lock_driver() {
+            Some(mut core) => {
+                let _ = self.driver.cancel_fd(&mut core, fd);
+                if !crate::runtime::frame::is_running(self) {
+                    self.driver.flush(&mut core, &mut fx);
+                }
+            }
+            None => self.remote(Box::new(move |shared: &Shared| {
+                if let Some(mut core) = shared.lock_driver() {
+                    let _ = shared.driver.cancel_fd(&mut core, fd);
+                }
+            })),
+        }
+        fx.run();
     }
 
     /// Hands a dropped op's data to its slot (and cancels it), from any

@@ -31,6 +31,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
 use std::task::{Poll, Waker};
 
 use io_uring::squeue;
@@ -75,6 +76,13 @@ pub(crate) trait CancelledOp: Send {
     fn on_cqe(&mut self, completion: &Completion) {
         let _ = completion;
     }
+
+    /// Called once when the op's future is dropped while the op is in
+    /// flight, just before the data moves into the slot (on the dropping
+    /// thread, with no lock held). Ops that must tell their owner "a
+    /// cancelled op is still out there" (a stream read whose late data must
+    /// not be lost) note it here.
+    fn on_drop_in_flight(&mut self) {}
 }
 
 pub(crate) enum Lifecycle {
@@ -165,6 +173,9 @@ impl Effects {
 struct Slot {
     life: Lifecycle,
     resubmit: Option<squeue::Entry>,
+    /// The fd the op works on, where it has one and may be resubmitted (so a
+    /// cancel-by-fd can stop its resubmission); -1 otherwise.
+    fd: RawFd,
 }
 
 #[derive(Default)]
@@ -203,18 +214,40 @@ impl Slots {
         self.slab.insert(Slot {
             life,
             resubmit: None,
+            fd: -1,
         })
     }
 
-    /// Keeps a copy of the op's SQE for resubmission (multi-threaded).
-    pub(crate) fn keep_for_resubmit(&mut self, key: usize, sqe: squeue::Entry) {
-        self.get_slot(key).resubmit = Some(sqe);
+    /// Keeps a copy of the op's SQE for resubmission (multi-threaded), and
+    /// the fd it works on.
+    pub(crate) fn keep_for_resubmit(&mut self, key: usize, sqe: squeue::Entry, fd: Option<RawFd>) {
+        let slot = self.get_slot(key);
+        slot.resubmit = Some(sqe);
+        slot.fd = fd.unwrap_or(-1);
+    }
+
+    /// ringio asks for every op on `fd` to be cancelled: report those
+    /// cancellations, never resubmit.
+    pub(crate) fn cancel_requested_fd(&mut self, fd: RawFd) {
+        for (_, slot) in self.slab.iter_mut() {
+            if slot.fd == fd {
+                slot.resubmit = None;
+            }
+        }
     }
 
     /// ringio itself asks for this op to be cancelled: report the
     /// cancellation, never resubmit.
     pub(crate) fn cancel_requested(&mut self, key: usize) {
         self.get_slot(key).resubmit = None;
+    }
+
+    /// Whether the op in `key` may still get CQEs and is owned by a future.
+    pub(crate) fn is_live(&self, key: usize) -> bool {
+        matches!(
+            self.slab.get(key).map(|s| &s.life),
+            Some(Lifecycle::Waiting(_) | Lifecycle::Streaming { more: true, .. })
+        )
     }
 
     /// Frees a slot whose SQE never reached the ring.
@@ -634,7 +667,7 @@ mod tests {
         let mut s = Slots::default();
         let k = s.insert(&w, false);
         let sqe = io_uring::opcode::Nop::new().build().user_data(k as u64);
-        s.keep_for_resubmit(k, sqe);
+        s.keep_for_resubmit(k, sqe, None);
         let mut fx = Effects::default();
         let d = s.dispatch(k, -libc::ECANCELED, 0, &mut fx);
         assert!(!d.last, "still in flight");
@@ -653,7 +686,7 @@ mod tests {
         }
         // A cancellation ringio asked for is reported.
         let k = s.insert(&w, false);
-        s.keep_for_resubmit(k, io_uring::opcode::Nop::new().build());
+        s.keep_for_resubmit(k, io_uring::opcode::Nop::new().build(), None);
         s.cancel_requested(k);
         let d = s.dispatch(k, -libc::ECANCELED, 0, &mut fx);
         assert!(d.last && d.resubmit.is_none());

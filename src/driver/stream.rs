@@ -27,6 +27,11 @@ pub(crate) trait MultiOpCode: CancelledOp + Sized + Send + 'static {
     /// at heap memory owned by `self`.
     fn sqe(&mut self) -> squeue::Entry;
 
+    /// The fd the op works on (see [`OpCode::fd`](crate::driver::op::OpCode::fd)).
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     /// Turns one CQE (or a submission error) into an item.
     fn item(&mut self, completion: Completion) -> Self::Item;
 }
@@ -70,7 +75,7 @@ impl<T: MultiOpCode> StreamOp<T> {
                     self.state = State::Finished(data);
                     return Poll::Ready(Some(item));
                 };
-                match shared.submit_here(data.sqe(), cx.waker(), true) {
+                match shared.submit_here(data.sqe(), cx.waker(), true, data.fd()) {
                     Ok(key) => {
                         self.state = State::Running { shared, key, data };
                         Poll::Pending
@@ -128,6 +133,16 @@ impl<T: MultiOpCode> StreamOp<T> {
         }
     }
 
+    /// Asks the kernel to stop the operation while this stream still owns
+    /// it: completions already produced, and the terminal `ECANCELED` one,
+    /// still come out of [`poll_next`](Self::poll_next) (unlike dropping
+    /// the stream, which hands them to `on_cqe`).
+    pub(crate) fn cancel(&self) {
+        if let State::Running { shared, key, .. } = &self.state {
+            shared.cancel_op(*key);
+        }
+    }
+
     /// Takes the data back from a finished (or never started) stream, to
     /// re-arm it.
     pub(crate) fn into_data(mut self) -> Option<T> {
@@ -143,9 +158,13 @@ impl<T: MultiOpCode> StreamOp<T> {
 
 impl<T: MultiOpCode> Drop for StreamOp<T> {
     fn drop(&mut self) {
-        if let State::Running { shared, key, data } =
-            std::mem::replace(&mut self.state, State::Gone)
+        if let State::Running {
+            shared,
+            key,
+            mut data,
+        } = std::mem::replace(&mut self.state, State::Gone)
         {
+            data.on_drop_in_flight();
             shared.drop_op(key, Box::new(data));
         }
     }

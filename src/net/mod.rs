@@ -1,1 +1,32 @@
 //! Networking: TCP, UDP and Unix-domain sockets driven through the ring.
+//!
+//! * [`TcpListener`] / [`TcpStream`], [`UdpSocket`], [`UnixListener`] /
+//!   [`UnixStream`], [`UnixDatagram`].
+//! * Buffers go in by value and come back ([`crate::buf`]); dropping any
+//!   operation's future cancels it safely, and a cancelled stream read never
+//!   loses bytes (the next read returns them).
+//! * Reads and writes first try the non-blocking syscall when the socket is
+//!   likely ready (speculation, bounded per handler), and go through the
+//!   ring otherwise.
+//! * Accepting is multishot: one SQE accepts many connections.
+//! * Sends never raise `SIGPIPE`.
+
+mod accept;
+mod addr;
+pub(crate) mod carry;
+pub(crate) mod compat;
+pub(crate) mod socket;
+mod stream_io;
+mod tcp;
+
+use std::io;
+use std::net::SocketAddr;
+
+pub use addr::ToSocketAddrs;
+pub use tcp::{Incoming, TcpListener, TcpStream};
+
+/// Resolves `"host:port"` to socket addresses.
+pub async fn lookup_host(host_port: &str) -> io::Result<std::vec::IntoIter<SocketAddr>> {
+    // Interim, replaced by the blocking-pool resolver (net/resolve.rs).
+    std::net::ToSocketAddrs::to_socket_addrs(host_port)
+}

@@ -155,3 +155,25 @@ pub(crate) fn current_context() -> Option<IoContext> {
 pub(crate) fn current_shared() -> Option<Arc<Shared>> {
     with_innermost(|f| f.map(Frame::shared_arc))
 }
+
+/// Takes one inline completion from the current handler's budget
+/// (speculative I/O, DESIGN.md §3). `false` outside any run frame or when
+/// the handler has used its budget: the caller then goes through the ring.
+pub(crate) fn take_inline_budget() -> bool {
+    with_innermost(|f| match f {
+        Some(f) if f.inline_budget.get() > 0 => {
+            f.inline_budget.set(f.inline_budget.get() - 1);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// Counts an operation that completed inline, without the ring.
+pub(crate) fn note_inline_completion() {
+    with_innermost(|f| {
+        if let Some(f) = f {
+            crate::runtime::metrics::Counters::bump(&f.shared().metrics.inline_completions, 1);
+        }
+    })
+}

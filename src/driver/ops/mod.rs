@@ -4,3 +4,8 @@
 pub(crate) mod nop;
 pub(crate) mod read;
 pub(crate) mod write;
+pub(crate) mod accept;
+pub(crate) mod connect;
+pub(crate) mod msg;
+pub(crate) mod recv;
+pub(crate) mod send;

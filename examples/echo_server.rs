@@ -1,0 +1,84 @@
+//! A TCP echo server on ringio.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- [ADDR] [--threads N]
+//! ```
+//!
+//! ADDR defaults to 127.0.0.1:7878. With `--threads N` (N > 1) one
+//! multi-threaded context is run by N threads; otherwise the context is
+//! single-threaded (`SINGLE_ISSUER | DEFER_TASKRUN`). Try it with the
+//! `echo_client` example, or `nc 127.0.0.1 7878`.
+
+use std::io;
+
+use ringio::buf::IoBuf;
+use ringio::net::{TcpListener, TcpStream};
+use ringio::IoContext;
+
+async fn echo(stream: TcpStream) -> io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let (res, b) = stream.read(buf).await;
+        let n = res?;
+        if n == 0 {
+            return Ok(());
+        }
+        let (res, b) = stream.write_all(b.slice(..n)).await;
+        res?;
+        buf = b.into_inner();
+    }
+}
+
+fn main() -> io::Result<()> {
+    let mut addr = "127.0.0.1:7878".to_string();
+    let mut threads = 1;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--threads" => {
+                threads = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "--threads N"))?
+            }
+            other => addr = other.to_string(),
+        }
+    }
+    let ctx = IoContext::builder().single_threaded(threads <= 1).build()?;
+    let listener = TcpListener::bind(addr.as_str())?;
+    println!(
+        "echo server on {} ({} thread{})",
+        listener.local_addr()?,
+        threads,
+        if threads == 1 { "" } else { "s" }
+    );
+    let extra: Vec<_> = (1..threads)
+        .map(|_| {
+            let ctx = ctx.clone();
+            let guard = ctx.work_guard();
+            std::thread::spawn(move || {
+                let _guard = guard;
+                ctx.run();
+            })
+        })
+        .collect();
+    ctx.block_on(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    ringio::spawn(async move {
+                        if let Err(e) = echo(stream).await {
+                            eprintln!("connection: {e}");
+                        }
+                    });
+                }
+                Err(e) => eprintln!("accept: {e}"),
+            }
+        }
+    });
+    for t in extra {
+        let _ = t.join();
+    }
+    Ok(())
+}

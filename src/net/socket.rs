@@ -1,0 +1,268 @@
+//! [`Socket`]: the I/O core shared by every socket type (TCP and Unix
+//! streams, UDP and Unix datagrams).
+//!
+//! # Speculation (DESIGN.md §3)
+//!
+//! Before submitting a `RECV` or `SEND`, a socket may try the non-blocking
+//! syscall once (`MSG_DONTWAIT`); if it succeeds the operation completes
+//! inline, with no SQE, no CQE and no extra task wake-up. Two bounds keep
+//! this cheap:
+//! * the per-handler inline budget of the run frame
+//!   ([`crate::runtime::frame::take_inline_budget`]), so one busy socket
+//!   cannot keep a handler from yielding;
+//! * per direction, a socket that saw `EAGAIN` stops speculating until a
+//!   completion shows readiness again: a recv CQE flagged
+//!   `IORING_CQE_F_SOCK_NONEMPTY` (more data waits), or any successful send
+//!   CQE (the send buffer had room again).
+//!
+//! Inline completions are counted in `Metrics::inline_completions`.
+//!
+//! # Reads and cancellation
+//!
+//! Stream reads go through the socket's [`Carry`], so bytes a cancelled
+//! read still received come out of the next read, in order (see
+//! [`crate::net::carry`]). Datagram sockets do not carry: a datagram a
+//! cancelled recv received is dropped, as a datagram may be by the network.
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use socket2::SockRef;
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::fd::RingFd;
+use crate::driver::op::Op;
+use crate::driver::ops::msg::{RecvMsg, SendMsg};
+use crate::driver::ops::recv::Recv;
+use crate::driver::ops::send::Send;
+use crate::net::carry::{Carry, Take};
+use crate::net::compat::Compat;
+use crate::runtime::frame;
+
+#[derive(Debug)]
+pub(crate) struct Socket {
+    fd: RingFd,
+    /// Stream sockets only.
+    carry: Option<Arc<Carry>>,
+    pub(crate) speculate_recv: AtomicBool,
+    pub(crate) speculate_send: AtomicBool,
+    /// State of the `futures_io` adapters ([`crate::net::compat`]).
+    compat: Mutex<Compat>,
+}
+
+/// Stream (byte-ordered, carries cancelled reads) or datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Stream,
+    Datagram,
+}
+
+impl Socket {
+    pub(crate) fn new(fd: OwnedFd, kind: Kind) -> Socket {
+        Socket::from_ring_fd(RingFd::new(fd), kind)
+    }
+
+    pub(crate) fn from_ring_fd(fd: RingFd, kind: Kind) -> Socket {
+        Socket {
+            fd,
+            carry: (kind == Kind::Stream).then(Arc::default),
+            speculate_recv: AtomicBool::new(true),
+            speculate_send: AtomicBool::new(true),
+            compat: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn carry(&self) -> Option<&Arc<Carry>> {
+        self.carry.as_ref()
+    }
+
+    pub(crate) fn compat(&self) -> MutexGuard<'_, Compat> {
+        self.compat.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.raw()
+    }
+
+    pub(crate) fn ring_fd(&self) -> &RingFd {
+        &self.fd
+    }
+
+    pub(crate) fn sock_ref(&self) -> SockRef<'_> {
+        SockRef::from(&self.fd)
+    }
+
+    /// Reads into `buf` from its start up to its capacity. `Ok(0)` is end of
+    /// stream (or an empty buffer, or a zero-length datagram).
+    pub(crate) async fn recv<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        if let Some(carry) = &self.carry {
+            if !carry.is_idle() {
+                if let Take::Served(n) = poll_fn(|cx| carry.poll_take(cx, &mut buf)).await {
+                    return (Ok(n), buf);
+                }
+            }
+        }
+        if self.speculate_recv.load(Ordering::Relaxed) && frame::take_inline_budget() {
+            match self.try_recv(&mut buf) {
+                Ok(n) => return (Ok(n), buf),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.speculate_recv.store(false, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        self.fd.note_context();
+        let done = Op::new(Recv::new(self.raw(), buf, 0, self.carry.clone())).await;
+        if done.more_waiting {
+            self.speculate_recv.store(true, Ordering::Relaxed);
+        }
+        (done.result, done.buf)
+    }
+
+    /// One non-blocking `recv(2)` into `buf`.
+    fn try_recv<B: IoBufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        // SAFETY: the buffer's memory is writable for `bytes_total` bytes.
+        let n = unsafe {
+            libc::recv(
+                self.raw(),
+                buf.stable_mut_ptr().cast(),
+                buf.bytes_total(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        frame::note_inline_completion();
+        // SAFETY: recv initialised the first `n` bytes.
+        unsafe { buf.set_init(n as usize) };
+        Ok(n as usize)
+    }
+
+    /// Sends `buf[..bytes_init]`; returns how many bytes went.
+    pub(crate) async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        if self.speculate_send.load(Ordering::Relaxed) && frame::take_inline_budget() {
+            match self.try_send(buf.stable_ptr(), buf.bytes_init()) {
+                Ok(n) => return (Ok(n), buf),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.speculate_send.store(false, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        self.fd.note_context();
+        let (res, buf) = Op::new(Send::new(self.raw(), buf)).await;
+        if res.is_ok() {
+            self.speculate_send.store(true, Ordering::Relaxed);
+        }
+        (res, buf)
+    }
+
+    /// One non-blocking `send(2)` of `len` bytes at `ptr`.
+    fn try_send(&self, ptr: *const u8, len: usize) -> io::Result<usize> {
+        // SAFETY: the caller's buffer holds `len` initialised bytes at `ptr`.
+        let n = unsafe {
+            libc::send(
+                self.raw(),
+                ptr.cast(),
+                len,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        frame::note_inline_completion();
+        Ok(n as usize)
+    }
+
+    /// Sends all of `buf[..bytes_init]`, in as many sends as it takes.
+    pub(crate) async fn send_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        let total = buf.bytes_init();
+        let mut done = 0;
+        let mut buf = buf;
+        while done < total {
+            let (res, slice) = self.send(buf.slice(done..total)).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Fills `buf` up to its capacity (`bytes_total`), or fails with
+    /// `UnexpectedEof` if the stream ends first.
+    pub(crate) async fn recv_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
+        let total = buf.bytes_total();
+        let mut done = 0;
+        let mut buf = buf;
+        while done < total {
+            let (res, slice) = self.recv(buf.slice(done..total)).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("stream ended after {done} of {total} bytes"),
+                    );
+                    return (Err(e), buf);
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Reads into several buffers in order (`RECVMSG` with an iovec each).
+    pub(crate) async fn recv_vectored<B: IoBufMut>(
+        &self,
+        mut bufs: Vec<B>,
+    ) -> BufResult<usize, Vec<B>> {
+        if let (Some(carry), Some(first)) = (&self.carry, bufs.first_mut()) {
+            if !carry.is_idle() {
+                if let Take::Served(n) = poll_fn(|cx| carry.poll_take(cx, first)).await {
+                    return (Ok(n), bufs);
+                }
+            }
+        }
+        self.fd.note_context();
+        let done = Op::new(RecvMsg::new(self.raw(), bufs, false)).await;
+        (done.result, done.bufs)
+    }
+
+    /// Sends several buffers in order (`SENDMSG`, `MSG_NOSIGNAL`).
+    pub(crate) async fn send_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        self.fd.note_context();
+        Op::new(SendMsg::new(self.raw(), bufs, None)).await
+    }
+
+    /// Cancels every operation in flight on this socket; each fails with
+    /// `ECANCELED` (reads that already received data keep it for the next
+    /// read).
+    pub(crate) fn cancel(&self) {
+        self.fd.cancel_all();
+    }
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw()
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
