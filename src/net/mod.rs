@@ -15,15 +15,20 @@ mod accept;
 mod addr;
 pub(crate) mod carry;
 pub(crate) mod compat;
+mod datagram;
 pub(crate) mod socket;
 mod stream_io;
 mod tcp;
+mod udp;
+mod unix;
 
 use std::io;
 use std::net::SocketAddr;
 
 pub use addr::ToSocketAddrs;
 pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixSocketAddr, UnixStream};
 
 /// Resolves `"host:port"` to socket addresses.
 pub async fn lookup_host(host_port: &str) -> io::Result<std::vec::IntoIter<SocketAddr>> {

@@ -126,8 +126,6 @@ pub(crate) struct ReceivedMsg<B> {
     pub(crate) bufs: Vec<B>,
     /// The source, when asked for and known (unnamed Unix peers have none).
     pub(crate) addr: Option<SockAddr>,
-    /// `MSG_TRUNC`: the datagram was longer than the buffers.
-    pub(crate) truncated: bool,
 }
 
 impl<B: IoBufMut> RecvMsg<B> {
@@ -195,7 +193,6 @@ impl<B: IoBufMut> OpCode for RecvMsg<B> {
             result,
             bufs: self.bufs,
             addr,
-            truncated: self.hdr.msg.msg_flags & libc::MSG_TRUNC != 0,
         }
     }
 }
