@@ -31,12 +31,12 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::driver::fd::RingFd;

@@ -28,7 +28,6 @@ use crate::driver::op::Op;
 use crate::driver::ops::recv::{Received, Recv};
 use crate::driver::ops::send::Send;
 use crate::net::socket::Socket;
-use crate::runtime::frame;
 
 /// Largest internal read or write, per op.
 const CHUNK: usize = 64 * 1024;
@@ -88,34 +87,28 @@ impl Socket {
                     }
                 }
             }
-            if self.speculate_recv.load(Ordering::Relaxed) && frame::take_inline_budget() {
-                // SAFETY: `out` is a live, writable slice of `out.len()` bytes.
-                let n = unsafe {
-                    libc::recv(
-                        self.raw(),
-                        out.as_mut_ptr().cast(),
-                        out.len(),
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                if n >= 0 {
-                    frame::note_inline_completion();
-                    return Poll::Ready(Ok(n as usize));
-                }
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => {
-                        self.speculate_recv.store(false, Ordering::Relaxed)
-                    }
-                    io::ErrorKind::Interrupted => {}
-                    _ => return Poll::Ready(Err(e)),
-                }
+            // SAFETY: `out` is a live, writable slice of `out.len()` bytes.
+            let tried = self.speculate(&self.speculate_recv, || unsafe {
+                libc::recv(
+                    self.raw(),
+                    out.as_mut_ptr().cast(),
+                    out.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            });
+            if let Some(res) = tried {
+                return Poll::Ready(res);
             }
             let mut buf = std::mem::take(&mut c.unread);
             buf.clear();
             buf.reserve(out.len().min(CHUNK));
             self.ring_fd().note_context();
-            c.read = Some(Op::new(Recv::new(self.raw(), buf, 0, self.carry().cloned())));
+            c.read = Some(Op::new(Recv::new(
+                self.raw(),
+                buf,
+                0,
+                self.carry().cloned(),
+            )));
         }
         let op = c.read.as_mut().expect("just set");
         let Received {
@@ -191,26 +184,8 @@ impl Socket {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if self.speculate_send.load(Ordering::Relaxed) && frame::take_inline_budget() {
-            // SAFETY: `data` is a live slice of `data.len()` bytes.
-            let n = unsafe {
-                libc::send(
-                    self.raw(),
-                    data.as_ptr().cast(),
-                    data.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if n >= 0 {
-                frame::note_inline_completion();
-                return Poll::Ready(Ok(n as usize));
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => self.speculate_send.store(false, Ordering::Relaxed),
-                io::ErrorKind::Interrupted => {}
-                _ => return Poll::Ready(Err(e)),
-            }
+        if let Some(res) = self.speculate_send(data.as_ptr(), data.len()) {
+            return Poll::Ready(res);
         }
         let n = data.len().min(CHUNK);
         let mut buf = std::mem::take(&mut c.spare);

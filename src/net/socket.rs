@@ -105,15 +105,21 @@ impl Socket {
                 }
             }
         }
-        if self.speculate_recv.load(Ordering::Relaxed) && frame::take_inline_budget() {
-            match self.try_recv(&mut buf) {
-                Ok(n) => return (Ok(n), buf),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.speculate_recv.store(false, Ordering::Relaxed);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
+        // SAFETY: the buffer's memory is writable for `bytes_total` bytes.
+        let tried = self.speculate(&self.speculate_recv, || unsafe {
+            libc::recv(
+                self.raw(),
+                buf.stable_mut_ptr().cast(),
+                buf.bytes_total(),
+                libc::MSG_DONTWAIT,
+            )
+        });
+        if let Some(res) = tried {
+            if let Ok(n) = res {
+                // SAFETY: recv initialised the first `n` bytes.
+                unsafe { buf.set_init(n) };
             }
+            return (res, buf);
         }
         self.fd.note_context();
         let done = Op::new(Recv::new(self.raw(), buf, 0, self.carry.clone())).await;
@@ -123,37 +129,50 @@ impl Socket {
         (done.result, done.buf)
     }
 
-    /// One non-blocking `recv(2)` into `buf`.
-    fn try_recv<B: IoBufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        // SAFETY: the buffer's memory is writable for `bytes_total` bytes.
-        let n = unsafe {
-            libc::recv(
-                self.raw(),
-                buf.stable_mut_ptr().cast(),
-                buf.bytes_total(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+    /// Speculation (see the module docs): runs `syscall` (a non-blocking
+    /// `recv`/`send` returning the count or -1) if the direction's flag and
+    /// the handler's inline budget allow. `None`: go through the ring.
+    pub(crate) fn speculate(
+        &self,
+        direction: &AtomicBool,
+        syscall: impl FnOnce() -> isize,
+    ) -> Option<io::Result<usize>> {
+        if !direction.load(Ordering::Relaxed) || !frame::take_inline_budget() {
+            return None;
         }
-        frame::note_inline_completion();
-        // SAFETY: recv initialised the first `n` bytes.
-        unsafe { buf.set_init(n as usize) };
-        Ok(n as usize)
+        let n = syscall();
+        if n >= 0 {
+            frame::note_inline_completion();
+            return Some(Ok(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => {
+                direction.store(false, Ordering::Relaxed);
+                None
+            }
+            io::ErrorKind::Interrupted => None,
+            _ => Some(Err(e)),
+        }
+    }
+
+    /// A non-blocking `send(2)` of `len` bytes at `ptr`, speculatively.
+    pub(crate) fn speculate_send(&self, ptr: *const u8, len: usize) -> Option<io::Result<usize>> {
+        // SAFETY: the caller's buffer holds `len` initialised bytes at `ptr`.
+        self.speculate(&self.speculate_send, || unsafe {
+            libc::send(
+                self.raw(),
+                ptr.cast(),
+                len,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        })
     }
 
     /// Sends `buf[..bytes_init]`; returns how many bytes went.
     pub(crate) async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        if self.speculate_send.load(Ordering::Relaxed) && frame::take_inline_budget() {
-            match self.try_send(buf.stable_ptr(), buf.bytes_init()) {
-                Ok(n) => return (Ok(n), buf),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.speculate_send.store(false, Ordering::Relaxed);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
+        if let Some(res) = self.speculate_send(buf.stable_ptr(), buf.bytes_init()) {
+            return (res, buf);
         }
         self.fd.note_context();
         let (res, buf) = Op::new(Send::new(self.raw(), buf)).await;
@@ -161,24 +180,6 @@ impl Socket {
             self.speculate_send.store(true, Ordering::Relaxed);
         }
         (res, buf)
-    }
-
-    /// One non-blocking `send(2)` of `len` bytes at `ptr`.
-    fn try_send(&self, ptr: *const u8, len: usize) -> io::Result<usize> {
-        // SAFETY: the caller's buffer holds `len` initialised bytes at `ptr`.
-        let n = unsafe {
-            libc::send(
-                self.raw(),
-                ptr.cast(),
-                len,
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        frame::note_inline_completion();
-        Ok(n as usize)
     }
 
     /// Sends all of `buf[..bytes_init]`, in as many sends as it takes.

@@ -15,37 +15,55 @@ macro_rules! stream_io {
             /// Dropping the future cancels the read; bytes the kernel had
             /// already received for it are kept and returned by the next
             /// read, so none are lost.
-            pub async fn read<B: $crate::buf::IoBufMut>(&self, buf: B) -> $crate::buf::BufResult<usize, B> {
+            pub async fn read<B: $crate::buf::IoBufMut>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<usize, B> {
                 self.socket.recv(buf).await
             }
 
             /// Fills `buf` to its capacity (`bytes_total`), or fails with
             /// `UnexpectedEof` if the stream ends first (the bytes read so
             /// far are in `buf`).
-            pub async fn read_exact<B: $crate::buf::IoBufMut>(&self, buf: B) -> $crate::buf::BufResult<(), B> {
+            pub async fn read_exact<B: $crate::buf::IoBufMut>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<(), B> {
                 self.socket.recv_exact(buf).await
             }
 
             /// Reads into several buffers in order, in one operation.
-            pub async fn readv<B: $crate::buf::IoBufMut>(&self, bufs: Vec<B>) -> $crate::buf::BufResult<usize, Vec<B>> {
+            pub async fn readv<B: $crate::buf::IoBufMut>(
+                &self,
+                bufs: Vec<B>,
+            ) -> $crate::buf::BufResult<usize, Vec<B>> {
                 self.socket.recv_vectored(bufs).await
             }
 
             /// Writes `buf[..len]` (or part of it); returns how many bytes
             /// went. Never raises `SIGPIPE`: writing to a reset peer is an
             /// error (`BrokenPipe` or `ConnectionReset`).
-            pub async fn write<B: $crate::buf::IoBuf>(&self, buf: B) -> $crate::buf::BufResult<usize, B> {
+            pub async fn write<B: $crate::buf::IoBuf>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<usize, B> {
                 self.socket.send(buf).await
             }
 
             /// Writes all of `buf[..len]`, in as many writes as it takes.
-            pub async fn write_all<B: $crate::buf::IoBuf>(&self, buf: B) -> $crate::buf::BufResult<(), B> {
+            pub async fn write_all<B: $crate::buf::IoBuf>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<(), B> {
                 self.socket.send_all(buf).await
             }
 
             /// Writes several buffers in order, in one operation; returns
             /// how many bytes went in all.
-            pub async fn writev<B: $crate::buf::IoBuf>(&self, bufs: Vec<B>) -> $crate::buf::BufResult<usize, Vec<B>> {
+            pub async fn writev<B: $crate::buf::IoBuf>(
+                &self,
+                bufs: Vec<B>,
+            ) -> $crate::buf::BufResult<usize, Vec<B>> {
                 self.socket.send_vectored(bufs).await
             }
 

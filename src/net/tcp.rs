@@ -108,9 +108,8 @@ fn local_addr(fd: &RingFd) -> io::Result<SocketAddr> {
 }
 
 fn as_inet(a: SockAddr) -> io::Result<SocketAddr> {
-    a.as_socket().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, "not an internet socket address")
-    })
+    a.as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an internet socket address"))
 }
 
 impl From<std::net::TcpListener> for TcpListener {

@@ -1,11 +1,11 @@
 //! One file per operation kind. Each defines the op's data (what the kernel
 //! may touch, owned until the CQE) and its [`OpCode`](super::op::OpCode).
 
-pub(crate) mod nop;
-pub(crate) mod read;
-pub(crate) mod write;
 pub(crate) mod accept;
 pub(crate) mod connect;
 pub(crate) mod msg;
+pub(crate) mod nop;
+pub(crate) mod read;
 pub(crate) mod recv;
 pub(crate) mod send;
+pub(crate) mod write;
