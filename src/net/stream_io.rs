@@ -160,7 +160,58 @@ macro_rules! stream_io {
                 self.socket.poll_close_compat(cx)
             }
         }
+
+        #[cfg(feature = "tokio")]
+        $crate::net::stream_io::tokio_io!($ty);
+        #[cfg(feature = "tokio")]
+        $crate::net::stream_io::tokio_io!(&$ty);
+    };
+}
+
+/// `tokio::io::AsyncRead`/`AsyncWrite` (feature `tokio`), over the same
+/// internal buffers as the `futures_io` impls.
+#[cfg(feature = "tokio")]
+macro_rules! tokio_io {
+    ($ty:ty) => {
+        impl tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let n =
+                    std::task::ready!(self.socket.poll_read_compat(cx, buf.initialize_unfilled()))?;
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+
+        impl tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.socket.poll_write_compat(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.socket.poll_flush_compat(cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.socket.poll_close_compat(cx)
+            }
+        }
     };
 }
 
 pub(crate) use stream_io;
+#[cfg(feature = "tokio")]
+pub(crate) use tokio_io;
