@@ -1,6 +1,11 @@
 //! One file per operation kind. Each defines the op's data (what the kernel
 //! may touch, owned until the CQE) and its [`OpCode`](super::op::OpCode).
 
+pub(crate) mod fsync;
+pub(crate) mod ftruncate;
 pub(crate) mod nop;
+pub(crate) mod open;
+pub(crate) mod path_ops;
 pub(crate) mod read;
+pub(crate) mod statx;
 pub(crate) mod write;
