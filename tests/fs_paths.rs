@@ -301,3 +301,37 @@ fn interior_nul_bytes_are_invalid_input_everywhere() {
         assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 1, "[{mode}]");
     });
 }
+
+#[test]
+fn read_of_a_file_too_big_for_memory_is_an_error_not_an_abort() {
+    let _fd = fd_shared();
+    // With `vm.overcommit_memory = 1` the kernel grants any allocation and
+    // `read` would really try to read 8 TiB of zeros.
+    let mode = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
+    if mode.trim() == "1" {
+        eprintln!("skipped: vm.overcommit_memory = 1 grants any allocation");
+        return;
+    }
+    each_mode(|mode, ctx| {
+        let dir = TempDir::new("sparse");
+        let path = dir.join("sparse");
+        let f = std::fs::File::create(&path).unwrap();
+        // Sparse: no blocks are allocated.
+        if let Err(e) = f.set_len(1 << 43) {
+            panic!(
+                "cannot make an 8 TiB sparse file in {}: {e}",
+                dir.0.display()
+            );
+        }
+        ctx.block_on(async {
+            let err = fs::read(&path).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::OutOfMemory, "[{mode}] {err}");
+            assert!(err.to_string().contains("sparse"), "{err}");
+            // The file itself is fine to read at an offset.
+            let file = fs::File::open(&path).await.unwrap();
+            let (res, buf) = file.read_at(vec![1u8; 16], (1 << 43) - 8).await;
+            assert_eq!(res.unwrap(), 8, "[{mode}]");
+            assert_eq!(buf[..8], [0u8; 8]);
+        });
+    });
+}
