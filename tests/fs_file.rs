@@ -390,10 +390,29 @@ fn open_options_are_checked_like_std() {
             let ro = File::open(&path).await.unwrap();
             let (res, _) = ro.write_at(b"x".to_vec(), 0).await;
             assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EBADF));
-            // create truncates.
+            // create alone keeps the contents; File::create truncates.
             std::fs::write(&path, b"old contents").unwrap();
+            drop(
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .open(&path)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), b"old contents", "[{mode}]");
             drop(File::create(&path).await.unwrap());
             assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "[{mode}]");
+            // Custom flags reach the kernel.
+            let link = dir.join("link");
+            std::os::unix::fs::symlink(&path, &link).unwrap();
+            let err = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&link)
+                .await
+                .unwrap_err();
+            assert_eq!(fs::raw_os_error(&err), Some(libc::ELOOP), "[{mode}] {err}");
         });
     });
 }

@@ -141,3 +141,39 @@ impl fmt::Debug for Metadata {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_before_and_after_the_epoch() {
+        let t = |tv_sec, tv_nsec| {
+            // SAFETY: all-zero bytes are a valid `statx_timestamp`.
+            let mut ts: libc::statx_timestamp = unsafe { std::mem::zeroed() };
+            ts.tv_sec = tv_sec;
+            ts.tv_nsec = tv_nsec;
+            time(ts)
+        };
+        assert_eq!(t(0, 0), UNIX_EPOCH);
+        assert_eq!(t(2, 5), UNIX_EPOCH + Duration::new(2, 5));
+        assert_eq!(
+            t(-1, 250_000_000),
+            UNIX_EPOCH - Duration::from_millis(750),
+            "tv_nsec counts forward from tv_sec"
+        );
+    }
+
+    #[test]
+    fn file_type_bits() {
+        // SAFETY: all-zero bytes are a valid `statx`.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        stx.stx_mode = (libc::S_IFDIR | 0o755) as u16;
+        let m = Metadata::from_statx(stx);
+        assert!(m.is_dir() && !m.is_file() && !m.is_symlink());
+        assert_eq!(m.permissions().mode(), 0o755);
+        stx.stx_mask = libc::STATX_BASIC_STATS;
+        let err = Metadata::from_statx(stx).created().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+    }
+}

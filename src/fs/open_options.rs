@@ -158,3 +158,47 @@ impl OpenOptions {
         Ok(access | creation | (self.custom_flags & !libc::O_ACCMODE))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(f: impl FnOnce(&mut OpenOptions) -> &mut OpenOptions) -> io::Result<i32> {
+        f(&mut OpenOptions::new()).flags()
+    }
+
+    #[test]
+    fn access_and_creation_flags_follow_std() {
+        use libc::*;
+        assert_eq!(flags(|o| o.read(true)).unwrap(), O_RDONLY);
+        assert_eq!(flags(|o| o.write(true)).unwrap(), O_WRONLY);
+        assert_eq!(flags(|o| o.read(true).write(true)).unwrap(), O_RDWR);
+        assert_eq!(flags(|o| o.append(true)).unwrap(), O_WRONLY | O_APPEND);
+        assert_eq!(
+            flags(|o| o.read(true).append(true).create(true)).unwrap(),
+            O_RDWR | O_APPEND | O_CREAT
+        );
+        assert_eq!(
+            flags(|o| o.write(true).create(true).truncate(true)).unwrap(),
+            O_WRONLY | O_CREAT | O_TRUNC
+        );
+        assert_eq!(
+            flags(|o| o.write(true).create(true).truncate(true).create_new(true)).unwrap(),
+            O_WRONLY | O_CREAT | O_EXCL
+        );
+        // Custom flags cannot change the access mode.
+        assert_eq!(
+            flags(|o| o.read(true).custom_flags(O_RDWR | O_NOATIME)).unwrap(),
+            O_RDONLY | O_NOATIME
+        );
+        for bad in [
+            flags(|o| o),
+            flags(|o| o.read(true).create(true)),
+            flags(|o| o.read(true).create_new(true)),
+            flags(|o| o.read(true).truncate(true)),
+            flags(|o| o.append(true).truncate(true)),
+        ] {
+            assert_eq!(bad.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
+    }
+}
