@@ -633,3 +633,33 @@ fn a_file_outlives_its_context() {
     }
     assert_fds_back_to(before, "files that outlived their contexts");
 }
+
+/// Regression: the `block_on` future's own op must reach the kernel while
+/// another thread is the leader, asleep in `io_uring_enter` (the SQE was
+/// queued but flushed by no one, and both threads slept forever).
+#[test]
+fn block_on_file_op_while_another_thread_leads_in_the_kernel() {
+    let _fd = fd_shared();
+    let dir = TempDir::new("leader");
+    let path = dir.join("l");
+    std::fs::write(&path, b"abc").unwrap();
+    common::watchdog(Duration::from_secs(10), move || {
+        let ctx = Mode::Multi.build();
+        let guard = ctx.work_guard();
+        let runners = common::spawn_runners(&ctx, 1);
+        for i in 0..20 {
+            // Let the runner become the leader and sleep in the kernel.
+            std::thread::sleep(Duration::from_millis(2));
+            let len = ctx.block_on(async {
+                let file = File::open(&path).await.unwrap();
+                file.metadata().await.unwrap().len()
+            });
+            assert_eq!(len, 3, "#{i}");
+        }
+        drop(guard);
+        ctx.stop();
+        for r in runners {
+            r.join().unwrap();
+        }
+    });
+}
