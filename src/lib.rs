@@ -31,7 +31,8 @@
 //! ```
 //!
 //! Modules: [`time`] (sleep, timeout, interval, Asio-style `Timer`),
-//! [`buf`] (owned buffers), [`io`] (pipes, ring no-op).
+//! [`buf`] (owned buffers), [`io`] (pipes, ring no-op), [`fs`] (files:
+//! positional and stream I/O, metadata, path operations).
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs, missing_debug_implementations)]

@@ -3,9 +3,14 @@
 
 pub(crate) mod accept;
 pub(crate) mod connect;
+pub(crate) mod fsync;
+pub(crate) mod ftruncate;
 pub(crate) mod msg;
 pub(crate) mod nop;
+pub(crate) mod open;
+pub(crate) mod path_ops;
 pub(crate) mod read;
 pub(crate) mod recv;
 pub(crate) mod send;
+pub(crate) mod statx;
 pub(crate) mod write;

@@ -45,6 +45,10 @@ impl Shared {
             loop {
                 if main.woken.swap(false, Ordering::SeqCst) {
                     frame.inline_budget.set(frame::INLINE_BUDGET);
+                    // Like a task's poll, this one may queue SQEs: count it,
+                    // so that this thread flushes them before it sleeps as
+                    // a follower while another thread leads in the kernel.
+                    frame.since_flush.set(frame.since_flush.get() + 1);
                     if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                         return v;
                     }
