@@ -98,6 +98,12 @@ impl Socket {
     /// Reads into `buf` from its start up to its capacity. `Ok(0)` is end of
     /// stream (or an empty buffer, or a zero-length datagram).
     pub(crate) async fn recv<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        // Why: a zero-length recv on an idle TCP socket blocks until data
+        // arrives (the kernel's loop wants at least one byte ready), so an
+        // empty-buffer read hung instead of returning `Ok(0)` as documented.
+        if self.carry.is_some() && buf.bytes_total() == 0 {
+            return (Ok(0), buf);
+        }
         if let Some(carry) = &self.carry {
             if !carry.is_idle() {
                 if let Take::Served(n) = poll_fn(|cx| carry.poll_take(cx, &mut buf)).await {
@@ -230,6 +236,10 @@ impl Socket {
         &self,
         mut bufs: Vec<B>,
     ) -> BufResult<usize, Vec<B>> {
+        // Why: as in `recv`, no capacity at all must not wait for data.
+        if self.carry.is_some() && bufs.iter().all(|b| b.bytes_total() == 0) {
+            return (Ok(0), bufs);
+        }
         if let (Some(carry), Some(first)) = (&self.carry, bufs.first_mut()) {
             if !carry.is_idle() {
                 if let Take::Served(n) = poll_fn(|cx| carry.poll_take(cx, first)).await {
