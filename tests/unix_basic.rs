@@ -98,6 +98,7 @@ fn listener_accepts_connects_and_reports_addresses() {
 #[test]
 fn futures_io_traits_on_unix_streams() {
     each_mode(|_, ctx| {
+        let _fds = common::fd_shared();
         ctx.block_on(async {
             let (mut a, b) = UnixStream::pair().unwrap();
             // The inherent owned-buffer `write_all` shadows the trait method.
@@ -115,6 +116,7 @@ fn futures_io_traits_on_unix_streams() {
 #[test]
 fn datagram_pair_keeps_boundaries_and_empty_datagrams() {
     each_mode(|_, ctx| {
+        let _fds = common::fd_shared();
         ctx.block_on(async {
             let (a, b) = UnixDatagram::pair().unwrap();
             for msg in [&b"one"[..], b"", b"three", b""] {
@@ -132,6 +134,7 @@ fn datagram_pair_keeps_boundaries_and_empty_datagrams() {
 #[test]
 fn addressed_datagrams_report_their_source() {
     each_mode(|_, ctx| {
+        let _fds = common::fd_shared();
         let (pa, pb) = (temp_path("dga"), temp_path("dgb"));
         ctx.block_on(async {
             let a = UnixDatagram::bind(&pa).unwrap();
@@ -163,6 +166,7 @@ fn addressed_datagrams_report_their_source() {
 #[test]
 fn errors_are_errors() {
     each_mode(|_, ctx| {
+        let _fds = common::fd_shared();
         ctx.block_on(async {
             let missing = temp_path("missing");
             let e = UnixStream::connect(&missing).await.unwrap_err();

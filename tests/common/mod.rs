@@ -34,13 +34,56 @@ static FD_LOCK: RwLock<()> = RwLock::new(());
 
 /// Held by every test of a binary that opens descriptors (rings, pipes), so
 /// that a leak check ([`fd_exclusive`]) never counts another test's fds.
-pub fn fd_shared() -> RwLockReadGuard<'static, ()> {
-    FD_LOCK.read().unwrap_or_else(|e| e.into_inner())
+/// Re-entrant on one thread ([`each_mode`] holds it around the context it
+/// builds, and the test body may take it again).
+pub fn fd_shared() -> FdShared {
+    if HOLDS_EXCLUSIVE.with(|h| h.get()) {
+        // This test (or the one that started this thread) holds the
+        // exclusive lock: it is alone already.
+        SHARED_DEPTH.with(|d| d.set(d.get() + 1));
+        return FdShared(None);
+    }
+    SHARED_DEPTH.with(|d| {
+        let depth = d.get();
+        d.set(depth + 1);
+        if depth > 0 {
+            FdShared(None)
+        } else {
+            FdShared(Some(FD_LOCK.read().unwrap_or_else(|e| e.into_inner())))
+        }
+    })
+}
+
+thread_local! {
+    static SHARED_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// This thread, or the test thread that started it through
+    /// [`watchdog`], holds [`fd_exclusive`].
+    static HOLDS_EXCLUSIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The guard of [`fd_shared`].
+pub struct FdShared(Option<RwLockReadGuard<'static, ()>>);
+
+impl Drop for FdShared {
+    fn drop(&mut self) {
+        SHARED_DEPTH.with(|d| d.set(d.get() - 1));
+    }
 }
 
 /// Held by a test that compares [`open_fds`] before and after.
-pub fn fd_exclusive() -> RwLockWriteGuard<'static, ()> {
-    FD_LOCK.write().unwrap_or_else(|e| e.into_inner())
+pub fn fd_exclusive() -> FdExclusive {
+    let guard = FD_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    HOLDS_EXCLUSIVE.with(|h| h.set(true));
+    FdExclusive(guard)
+}
+
+/// The guard of [`fd_exclusive`].
+pub struct FdExclusive(RwLockWriteGuard<'static, ()>);
+
+impl Drop for FdExclusive {
+    fn drop(&mut self) {
+        HOLDS_EXCLUSIVE.with(|h| h.set(false));
+    }
 }
 
 /// Asserts that the number of open descriptors comes back to `before`
@@ -75,9 +118,16 @@ pub fn assert_fds_back_to(before: usize, what: &str) {
 /// propagated.
 pub fn watchdog<R: Send + 'static, F: FnOnce() -> R + Send + 'static>(limit: Duration, f: F) -> R {
     let (tx, rx) = mpsc::channel();
+    // The watched thread works for this test: it inherits the fd lock
+    // this thread holds (taking it again from another thread could
+    // deadlock behind a waiting writer).
+    let exclusive = HOLDS_EXCLUSIVE.with(|h| h.get());
+    let shared = SHARED_DEPTH.with(|d| d.get()) > 0;
     let h = thread::Builder::new()
         .name("watched".into())
         .spawn(move || {
+            HOLDS_EXCLUSIVE.with(|h| h.set(exclusive));
+            SHARED_DEPTH.with(|d| d.set(usize::from(shared)));
             let r = f();
             let _ = tx.send(());
             r
@@ -147,7 +197,12 @@ where
     F: Fn(Mode, IoContext) + Send + Sync + Copy + 'static,
 {
     for mode in modes() {
-        watchdog(limit, move || f(mode, mode.build()));
+        watchdog(limit, move || {
+            // The context's ring and eventfd are descriptors too: keep leak
+            // checks of other tests from counting them.
+            let _fds = fd_shared();
+            f(mode, mode.build())
+        });
     }
 }
 
