@@ -31,7 +31,8 @@
 //! ```
 //!
 //! Modules: [`time`] (sleep, timeout, interval, Asio-style `Timer`),
-//! [`buf`] (owned buffers), [`io`] (pipes, ring no-op).
+//! [`buf`] (owned buffers), [`io`] (pipes, ring no-op). Blocking work goes
+//! to a per-context thread pool with [`spawn_blocking`].
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -47,5 +48,5 @@ pub(crate) mod runtime;
 pub mod signal;
 pub mod time;
 
-pub use context::{spawn, Builder, IoContext, Metrics, WorkGuard};
+pub use context::{spawn, spawn_blocking, Builder, IoContext, Metrics, WorkGuard};
 pub use runtime::task::{JoinError, JoinHandle};
