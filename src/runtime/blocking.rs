@@ -323,7 +323,6 @@ where
 ///
 /// Outside a running context, after the context was dropped, or if no
 /// thread can be started.
-#[allow(dead_code)] // used by the net (and soon fs) modules
 pub(crate) async fn run<F, T>(f: F) -> io::Result<T>
 where
     F: FnOnce() -> T + Send + 'static,
