@@ -309,17 +309,16 @@ where
 /// # Panics
 ///
 /// Outside a running context (see [`IoContext::current`]); use
-/// [`IoContext::spawn_blocking`] there.
+/// [`IoContext::spawn_blocking`] there. Called while the context shuts
+/// down (from the destructor of a future it drops), it does not panic: the
+/// closure is dropped unrun and the handle reports cancellation, as
+/// [`spawn`] does then.
 pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let ctx = IoContext::try_current().expect(
-        "ringio::spawn_blocking called outside a running IoContext \
-         (call it from a task, a handler or block_on, or use IoContext::spawn_blocking)",
-    );
-    ctx.spawn_blocking(f)
+    blocking::spawn_blocking_current(f)
 }
 
 /// Settings for a new [`IoContext`].

@@ -1,7 +1,8 @@
 //! `spawn_blocking` and the blocking pool: results, panics as `JoinError`
 //! with the pool still working, more jobs than threads, timers running
 //! while jobs block, work counting (`run` waits for a job), `abort` before
-//! a job starts, builder validation, misuse outside a context.
+//! a job starts, builder validation, misuse outside a context, and a call
+//! from a future that the context's shutdown drops.
 
 mod common;
 
@@ -195,4 +196,31 @@ fn spawn_blocking_outside_a_context_panics_with_a_message() {
     let h = ctx.spawn_blocking(move || tx.send(5).unwrap());
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(5));
     ctx.block_on(h).unwrap();
+}
+
+#[test]
+fn spawn_blocking_from_a_future_dropped_by_shutdown_is_cancelled() {
+    each_mode(|mode, ctx| {
+        struct OnDrop(mpsc::Sender<bool>, Arc<AtomicBool>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                let ran = self.1.clone();
+                let h = ringio::spawn_blocking(move || ran.store(true, Ordering::SeqCst));
+                let _ = self.0.send(h.is_finished());
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let ran = Arc::new(AtomicBool::new(false));
+        let guard = OnDrop(tx, ran.clone());
+        drop(ctx.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }));
+        ctx.poll();
+        drop(ctx);
+        let finished = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(finished, "[{mode}] the handle should be cancelled at once");
+        thread::sleep(Duration::from_millis(20));
+        assert!(!ran.load(Ordering::SeqCst), "[{mode}] the closure ran");
+    });
 }

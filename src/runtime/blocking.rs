@@ -70,7 +70,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::context::IoContext;
-use crate::runtime::task::JoinHandle;
+use crate::runtime::scheduler::Shared;
+use crate::runtime::task::{self, JoinHandle};
 
 /// Default for [`Config::max_threads`].
 pub(crate) const DEFAULT_MAX_THREADS: usize = 64;
@@ -311,6 +312,28 @@ where
         drop(job);
     }
     handle
+}
+
+/// The free `spawn_blocking`: on the context running this thread.
+pub(crate) fn spawn_blocking_current<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if let Some(ctx) = IoContext::try_current() {
+        return spawn_blocking(&ctx, f);
+    }
+    match Shared::current() {
+        // Only shutdown (or the drain of a closed context) runs under a
+        // frame without a handle: the context is closing, so `spawn`
+        // refuses and the handle reports cancellation. Were it ever not
+        // closing, the closure would run inline as a task: still correct.
+        Some(shared) => task::spawn(&shared, async move { f() }),
+        None => panic!(
+            "ringio::spawn_blocking called outside a running IoContext \
+             (call it from a task, a handler or block_on, or use IoContext::spawn_blocking)"
+        ),
+    }
 }
 
 /// Runs `f` on the current context's blocking pool and returns its result.
