@@ -386,7 +386,9 @@ impl Builder {
     }
 
     /// How long an idle blocking-pool thread waits for work before it exits
-    /// (default 10 s).
+    /// (default 10 s). `Duration::ZERO` lets a thread go as soon as the
+    /// queue is empty; `Duration::MAX` keeps threads until the context is
+    /// dropped.
     pub fn blocking_keep_alive(mut self, d: Duration) -> Builder {
         self.blocking.keep_alive = d;
         self

@@ -236,20 +236,22 @@ impl Inner {
                 break;
             }
             s.idle += 1;
-            let deadline = Instant::now() + self.cfg.keep_alive;
+            // None: a keep-alive too long to represent, i.e. forever.
+            let deadline = Instant::now().checked_add(self.cfg.keep_alive);
             loop {
-                let now = Instant::now();
-                let left = deadline.saturating_duration_since(now);
-                s = self
-                    .cond
-                    .wait_timeout(s, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                s = match deadline {
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        let r = self.cond.wait_timeout(s, left);
+                        r.unwrap_or_else(|e| e.into_inner()).0
+                    }
+                    None => self.cond.wait(s).unwrap_or_else(|e| e.into_inner()),
+                };
                 if s.notified > 0 {
                     s.notified -= 1;
                     continue 'jobs;
                 }
-                if s.shutdown || Instant::now() >= deadline {
+                if s.shutdown || deadline.is_some_and(|d| Instant::now() >= d) {
                     s.idle -= 1;
                     break 'jobs;
                 }
@@ -528,6 +530,22 @@ mod tests {
         while threads(&p) != 0 {
             assert!(start.elapsed() < Duration::from_secs(5), "never retired");
             thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn an_endless_keep_alive_neither_panics_nor_retires() {
+        let p = pool(2, Duration::MAX);
+        let (tx, rx) = mpsc::channel();
+        assert!(p.submit(Box::new(move || tx.send(()).unwrap())).is_ok());
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        thread::sleep(Duration::from_millis(20));
+        assert_eq!(threads(&p), 1);
+        p.shutdown();
+        let start = Instant::now();
+        while threads(&p) != 0 {
+            assert!(start.elapsed() < Duration::from_secs(5), "shutdown missed");
+            thread::sleep(Duration::from_millis(1));
         }
     }
 
