@@ -24,6 +24,11 @@
 //!   `read(2)` delivers into every set at once, whether anyone waits or not,
 //!   with no op to re-arm, cancel or hand over between contexts.
 //!
+//! A process that `fork`s without `exec` shares the pipe with its child:
+//! signals caught in such a child are not supported (after `exec` the
+//! handlers are reset and the close-on-exec pipe is gone, so spawning
+//! commands is fine).
+//!
 //! # Registry protocol
 //!
 //! Lock order: `REGISTRY` → one set's state. Wakers are woken after both
