@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::driver::ring::RingConfig;
+use crate::runtime::blocking::{self, BlockingPool};
 use crate::runtime::frame;
 use crate::runtime::run_queue::WaitMode;
 use crate::runtime::scheduler::Shared;
@@ -53,11 +54,15 @@ pub struct IoContext {
 /// The owner of the context: its drop is the context's shutdown.
 struct ContextHandle {
     shared: Arc<Shared>,
+    /// Threads for blocking work, started on demand.
+    blocking: BlockingPool,
 }
 
 impl Drop for ContextHandle {
     fn drop(&mut self) {
         self.shared.shutdown();
+        // After the tasks are gone: nobody waits for a queued job any more.
+        self.blocking.shutdown();
     }
 }
 
@@ -95,6 +100,21 @@ impl IoContext {
         F::Output: Send + 'static,
     {
         task::spawn(self.shared_arc(), fut)
+    }
+
+    /// Runs a blocking closure on the context's blocking pool: a thread of
+    /// its own, so it cannot stall the threads that run tasks. See the free
+    /// [`spawn_blocking`](crate::spawn_blocking) for the details.
+    pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        blocking::spawn_blocking(self, f)
+    }
+
+    pub(crate) fn blocking_pool(&self) -> &BlockingPool {
+        &self.handle.blocking
     }
 
     /// Runs a plain handler on the context (Asio's `post`): it counts as
@@ -258,10 +278,54 @@ where
     task::spawn(&shared, fut)
 }
 
+/// Runs a blocking closure on a thread of the current context's blocking
+/// pool and returns a [`JoinHandle`] for its result, like [`spawn`]'s.
+///
+/// Use it for work that would stall the threads running tasks: CPU-heavy
+/// computation, blocking system calls, libraries without async support.
+/// The pool starts threads on demand, up to
+/// [`Builder::max_blocking_threads`] (further closures wait in a queue), and
+/// lets each go after [`Builder::blocking_keep_alive`] without work.
+///
+/// The job counts as outstanding work until it finishes, so `run` and
+/// `block_on` keep going meanwhile. A panic in `f` is caught: the handle
+/// yields a [`JoinError`](crate::JoinError) with
+/// [`is_panic`](crate::JoinError::is_panic) and the pool thread carries on.
+/// [`abort`](JoinHandle::abort) skips a closure that has not started yet;
+/// one that has started runs to its end (a thread cannot be interrupted)
+/// and its result is dropped. Dropping the context does not wait for
+/// running closures.
+///
+/// ```
+/// let ctx = ringio::IoContext::new()?;
+/// let sum = ctx.block_on(async {
+///     let handle = ringio::spawn_blocking(|| (1..=100u64).sum::<u64>());
+///     handle.await.unwrap()
+/// });
+/// assert_eq!(sum, 5050);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Panics
+///
+/// Outside a running context (see [`IoContext::current`]); use
+/// [`IoContext::spawn_blocking`] there. Called while the context shuts
+/// down (from the destructor of a future it drops), it does not panic: the
+/// closure is dropped unrun and the handle reports cancellation, as
+/// [`spawn`] does then.
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    blocking::spawn_blocking_current(f)
+}
+
 /// Settings for a new [`IoContext`].
 #[derive(Debug, Clone)]
 pub struct Builder {
     cfg: RingConfig,
+    blocking: blocking::Config,
 }
 
 impl Default for Builder {
@@ -279,6 +343,7 @@ impl Builder {
                 single_threaded: false,
                 sqpoll: None,
             },
+            blocking: blocking::Config::default(),
         }
     }
 
@@ -313,14 +378,39 @@ impl Builder {
         self
     }
 
+    /// Most threads the blocking pool ([`spawn_blocking`]) runs at once
+    /// (default 64; at least 1). Closures beyond that wait for a free thread.
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        self.blocking.max_threads = n;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits
+    /// (default 10 s). `Duration::ZERO` lets a thread go as soon as the
+    /// queue is empty; `Duration::MAX` keeps threads until the context is
+    /// dropped.
+    pub fn blocking_keep_alive(mut self, d: Duration) -> Builder {
+        self.blocking.keep_alive = d;
+        self
+    }
+
     /// Creates the context. Fails with `InvalidInput` for out-of-range
     /// settings, and with an error naming the cause and the fix if the
     /// kernel refuses the ring (io_uring disabled, `RLIMIT_MEMLOCK` too low,
     /// unsupported flags).
     pub fn build(self) -> io::Result<IoContext> {
+        if self.blocking.max_threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "ringio: max_blocking_threads must be at least 1",
+            ));
+        }
         let shared = Shared::new(self.cfg)?;
         Ok(IoContext {
-            handle: Arc::new(ContextHandle { shared }),
+            handle: Arc::new(ContextHandle {
+                shared,
+                blocking: BlockingPool::new(self.blocking),
+            }),
         })
     }
 }

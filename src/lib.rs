@@ -31,8 +31,10 @@
 //! ```
 //!
 //! Modules: [`time`] (sleep, timeout, interval, Asio-style `Timer`),
-//! [`buf`] (owned buffers), [`io`] (pipes, ring no-op), [`fs`] (files:
-//! positional and stream I/O, metadata, path operations).
+//! [`buf`] (owned buffers), [`io`] (pipes, ring no-op), [`net`] (TCP, UDP,
+//! Unix sockets, name resolution), [`fs`] (files: positional and stream
+//! I/O, metadata, path operations), [`signal`] (signal sets, `ctrl_c`).
+//! Blocking work goes to a per-context thread pool with [`spawn_blocking`].
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -48,5 +50,5 @@ pub(crate) mod runtime;
 pub mod signal;
 pub mod time;
 
-pub use context::{spawn, Builder, IoContext, Metrics, WorkGuard};
+pub use context::{spawn, spawn_blocking, Builder, IoContext, Metrics, WorkGuard};
 pub use runtime::task::{JoinError, JoinHandle};

@@ -10,28 +10,22 @@
 //!   ring otherwise.
 //! * Accepting is multishot: one SQE accepts many connections.
 //! * Sends never raise `SIGPIPE`.
+//! * Names resolve on the blocking pool: [`lookup_host`], [`lookup_addr`].
 
 mod accept;
 mod addr;
 pub(crate) mod carry;
 pub(crate) mod compat;
 mod datagram;
+pub(crate) mod resolve;
 pub(crate) mod socket;
 mod stream_io;
 mod tcp;
 mod udp;
 mod unix;
 
-use std::io;
-use std::net::SocketAddr;
-
 pub use addr::ToSocketAddrs;
+pub use resolve::{lookup_addr, lookup_host};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixSocketAddr, UnixStream};
-
-/// Resolves `"host:port"` to socket addresses.
-pub async fn lookup_host(host_port: &str) -> io::Result<std::vec::IntoIter<SocketAddr>> {
-    // Interim, replaced by the blocking-pool resolver (net/resolve.rs).
-    std::net::ToSocketAddrs::to_socket_addrs(host_port)
-}
