@@ -249,10 +249,9 @@ fn timed_out_write_keeps_stream_consistent() {
 /// Regression test for a lost wake-up in the multi-threaded scheduler:
 /// a read waiting for a cancelled read to settle is woken when that read's
 /// data is dropped (as reaped garbage); the leader must not park in the
-/// kernel holding that garbage. Ignored until `lead()` in
-/// src/runtime/scheduler/mod.rs drops garbage before deciding to park.
+/// kernel holding that garbage (`lead()` in src/runtime/scheduler/mod.rs
+/// drops it before deciding to park).
 #[test]
-#[ignore = "lost wake-up in scheduler lead(): reaped garbage dropped only after the kernel wait"]
 fn read_after_cancelled_read_is_woken() {
     let _fd = fd_shared();
     for mode in common::modes() {

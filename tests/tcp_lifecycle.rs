@@ -64,9 +64,8 @@ fn listener_dropped_with_accept_pending() {
                 sleep(Duration::from_millis(2)).await;
             }
             drop(listener);
-            // (The socket may outlive the drop until the context's next
-            // kernel wait: see `rebind_right_after_drop`.)
-            sleep(Duration::from_millis(5)).await;
+            // Refused at once: the drop released the socket (see
+            // `rebind_right_after_drop`).
             let e = TcpStream::connect(addr).await.unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "[{mode}]");
 
@@ -112,10 +111,9 @@ fn listener_dropped_with_accept_pending() {
 /// std and tokio). On a single-threaded context the socket lived on until
 /// the next kernel wait: the cancel-by-fd was submitted without
 /// `IORING_ENTER_GETEVENTS`, so the deferred (DEFER_TASKRUN) cancellation
-/// that drops the request's file reference did not run. Ignored until
-/// `Driver::cancel_fd_and_flush` (src/driver/mod.rs) also runs task work.
+/// that drops the request's file reference did not run
+/// (`Driver::cancel_fd_and_flush` in src/driver/mod.rs now runs task work).
 #[test]
-#[ignore = "single-threaded: a dropped listener keeps listening until the next kernel wait"]
 fn rebind_right_after_drop() {
     let _fd = fd_shared();
     each_mode(|mode, ctx| {

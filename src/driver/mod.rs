@@ -300,6 +300,15 @@ impl Driver {
         if self.may_enter(core) {
             let ring = self.ring().expect("open ring");
             let _ = self.enter_submit(ring);
+            // With DEFER_TASKRUN the cancelled requests finish (and drop
+            // their reference to the file) only when task work runs, which
+            // takes an enter with GETEVENTS: without it a closed listener
+            // would keep accepting until the next wait. `submit` adds
+            // GETEVENTS when the kernel flags pending task work.
+            // SAFETY: under the core lock: the only live SubmissionQueue.
+            if unsafe { ring.submission_shared() }.taskrun() {
+                let _ = self.enter_submit(ring);
+            }
             self.sync_sq_hint(ring);
         }
         Ok(())

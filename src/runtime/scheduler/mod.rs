@@ -584,6 +584,10 @@ impl Shared {
         if let Some(mut core) = self.lock_driver() {
             self.driver.flush(&mut core, &mut fx);
         }
+        // Dropping a cancelled op's data may wake a task (a read waiting for
+        // a cancelled read to settle, `net::carry`): do it now, so the task
+        // is queued before `park_leader` looks, not after the next wait.
+        fx.garbage.clear();
         let now = Instant::now();
         self.expire_timers_into(now, &mut fx.wakers);
         let until = match wait {
