@@ -25,6 +25,14 @@ use ringio::IoContext;
 
 const RUNS: usize = 5;
 
+/// Runs per benchmark: `RINGIO_BENCH_RUNS` (e.g. 1 under callgrind), else 5.
+fn runs() -> usize {
+    std::env::var("RINGIO_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RUNS)
+}
+
 /// Yields once: wakes itself and returns `Pending`, ready on the next poll.
 struct YieldNow(bool);
 
@@ -189,7 +197,14 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    // `name` matches a filter containing it; `=name` only that exact label.
+    let wanted = |name: &str| {
+        filter.is_empty()
+            || filter.iter().any(|f| match f.strip_prefix('=') {
+                Some(exact) => name == exact,
+                None => name.contains(f.as_str()),
+            })
+    };
     type Bench = (&'static str, &'static str, fn(bool) -> Sample);
     let benches: [Bench; 5] = [
         ("spawn", "tasks", spawn_join),
@@ -209,7 +224,7 @@ fn main() {
             if !wanted(&label) {
                 continue;
             }
-            let s = median((0..RUNS).map(|_| f(single)).collect());
+            let s = median((0..runs()).map(|_| f(single)).collect());
             println!(
                 "{label:<24} {:>9} {unit:<8} median {:>10.3?}  {:>10} {unit}/s",
                 s.ops,
@@ -219,7 +234,8 @@ fn main() {
         }
     }
     println!(
-        "({RUNS} runs each, median shown; total {:.1?})",
+        "({} runs each, median shown; total {:.1?})",
+        runs(),
         all.elapsed()
     );
 }

@@ -2,9 +2,11 @@
 //!
 //! Task cells, reference counts and wakers come from `async-task`. Around
 //! the user's future sits a [`TaskFuture`] that
-//! * registers the task's waker in the context's task registry on its first
-//!   poll (so the context *owns* every live task: shutdown wakes each one so
-//!   it is dropped, even one pending with no waker anywhere else),
+//! * registers the task's waker in the context's task registry the first
+//!   time the task returns `Pending` (so the context *owns* every live task:
+//!   shutdown wakes each one so it is dropped, even one pending with no
+//!   waker anywhere else; a task that finishes in its first poll — the
+//!   common short task — never touches the registry),
 //! * turns a panic into [`JoinError::is_panic`] instead of unwinding into the
 //!   scheduler,
 //! * honours [`JoinHandle::abort`],
@@ -12,7 +14,8 @@
 //!   completion or cancellation).
 //!
 //! Invariant: a live task is always either queued (never polled yet, or
-//! woken) or in the registry, so shutdown can reach all of them.
+//! woken), being polled, or in the registry, so shutdown can reach all of
+//! them.
 
 use std::any::Any;
 use std::fmt;
@@ -44,7 +47,7 @@ fn schedule(r: Runnable) {
         // SAFETY: this thread runs the context, so its run frame holds a
         // strong reference that outlives this call even if `r` (and with it
         // the metadata's Arc) is consumed by another thread meanwhile.
-        unsafe { &*p }.schedule(r);
+        unsafe { &*p }.schedule_here(r);
     } else {
         let shared = shared.clone();
         shared.schedule(r);
@@ -120,12 +123,6 @@ impl<F: Future> Future for TaskFuture<F> {
         // (set to None), never moved; the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let meta = this.meta.get();
-        if meta.key.load(Ordering::Relaxed) == UNREGISTERED {
-            if let Some(mut tasks) = meta.shared.lock(&meta.shared.tasks) {
-                let key = tasks.insert(cx.waker().clone());
-                meta.key.store(key, Ordering::SeqCst);
-            }
-        }
         if meta.aborted.load(Ordering::SeqCst) {
             this.inner = None;
             return Poll::Ready(Err(JoinError::cancelled()));
@@ -137,7 +134,22 @@ impl<F: Future> Future for TaskFuture<F> {
         let fut = unsafe { Pin::new_unchecked(fut) };
         match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Pending) => {
+                if meta.key.load(Ordering::Relaxed) == UNREGISTERED {
+                    if let Some(mut tasks) = meta.shared.lock(&meta.shared.tasks) {
+                        let key = tasks.insert(cx.waker().clone());
+                        meta.key.store(key, Ordering::SeqCst);
+                    }
+                    // An `abort` during this first poll found no key to
+                    // wake through; it stored the flag before looking, and
+                    // we stored the key before this look (both SeqCst), so
+                    // at least one of the two sees the other.
+                    if meta.aborted.load(Ordering::SeqCst) {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Poll::Pending
+            }
             Err(payload) => {
                 // Drop the future now (its destructor may cancel I/O).
                 this.inner = None;
@@ -200,7 +212,8 @@ impl<T> JoinHandle<T> {
         meta.aborted.store(true, Ordering::SeqCst);
         let key = meta.key.load(Ordering::SeqCst);
         if key == UNREGISTERED {
-            // Never polled yet: it is queued, and its first poll sees the flag.
+            // Never returned `Pending` yet: it is queued, or in its first
+            // poll, which checks the flag after registering (see `poll`).
             return;
         }
         let wake = move |s: &Shared| {

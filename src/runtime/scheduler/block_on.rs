@@ -43,7 +43,9 @@ impl Shared {
             }
             let _release = Release(self);
             loop {
-                if main.woken.swap(false, Ordering::SeqCst) {
+                // A plain load first: the common case (the future was not
+                // woken by the handler just run) costs no atomic write.
+                if main.woken.load(Ordering::Relaxed) && main.woken.swap(false, Ordering::SeqCst) {
                     frame.inline_budget.set(frame::INLINE_BUDGET);
                     // Like a task's poll, this one may queue SQEs: count it,
                     // so that this thread flushes them before it sleeps as
@@ -53,9 +55,14 @@ impl Shared {
                         return v;
                     }
                 }
-                self.do_one(frame, WaitMode::Block, &|| {
-                    main.woken.load(Ordering::SeqCst)
-                });
+                // Handlers run in batches until the future is woken (checked
+                // before each one).
+                self.do_some(
+                    frame,
+                    WaitMode::Block,
+                    &|| main.woken.load(Ordering::SeqCst),
+                    usize::MAX,
+                );
             }
         })
     }

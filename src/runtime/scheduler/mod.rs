@@ -291,6 +291,31 @@ impl Shared {
         r.run();
     }
 
+    /// The local ready queue of a single-threaded context, for its owner
+    /// (the caller runs it: `do_one_single`, `drain_inject`).
+    fn owner_queue<'a>(
+        &self,
+        local: &'a ModeLock<VecDeque<Runnable>>,
+    ) -> ModeGuard<'a, VecDeque<Runnable>> {
+        debug_assert!(frame::is_running(self));
+        // SAFETY: only called on the thread running this single-threaded
+        // context (inside `with_runner`), which is its owner; the guard's
+        // re-entrancy flag still catches a nested borrow.
+        unsafe { local.lock_unchecked() }
+    }
+
+    /// Queues a task woken on a thread that runs this context (its run
+    /// frame is on this thread's stack): a single-threaded context's owner
+    /// pushes to its local queue with no further check.
+    pub(crate) fn schedule_here(&self, r: Runnable) {
+        match &self.queue {
+            Queue::Single { local, .. } if self.lifecycle.load(Ordering::Acquire) != CLOSED => {
+                self.owner_queue(local).push_back(r)
+            }
+            _ => self.schedule(r),
+        }
+    }
+
     /// Owner only: moves remote work into the local queue, runs remote calls.
     fn drain_inject(&self) -> usize {
         let Queue::Single { local, inject, .. } = &self.queue else {
@@ -303,7 +328,7 @@ impl Shared {
         let n = items.len();
         for item in items {
             match item {
-                Remote::Task(r) => self.lock(local).expect("owner").push_back(r),
+                Remote::Task(r) => self.owner_queue(local).push_back(r),
                 Remote::Call(f) => f(self),
             }
         }
@@ -443,47 +468,72 @@ impl Shared {
         self.with_runner(ctx, |frame| {
             let interrupt = || self.stopped();
             let mut n = 0;
-            while n < limit && self.do_one(frame, wait, &interrupt) == 1 {
-                n += 1;
+            while n < limit {
+                let ran = self.do_some(frame, wait, &interrupt, limit - n);
+                if ran == 0 {
+                    break;
+                }
+                n += ran;
             }
             n
         })
     }
 
-    /// One pass (see the module docs). Returns 1 if a handler ran, 0 if the
-    /// caller must stop looping: interrupted, no outstanding work, nothing
-    /// ready in `Poll` mode, or the `Until` deadline passed.
-    fn do_one(&self, frame: &Frame, wait: WaitMode, interrupt: &dyn Fn() -> bool) -> usize {
+    /// One pass (Asio's `do_one`, see the module docs), except that a
+    /// single-threaded context may run up to `max` ready handlers in one
+    /// call (checking `interrupt` and the event interval before each), so
+    /// the cost of the call is paid once per batch. Returns how many
+    /// handlers ran; 0 means the caller must stop looping: interrupted, no
+    /// outstanding work, nothing ready in `Poll` mode, or the `Until`
+    /// deadline passed.
+    pub(super) fn do_some(
+        &self,
+        frame: &Frame,
+        wait: WaitMode,
+        interrupt: &dyn Fn() -> bool,
+        max: usize,
+    ) -> usize {
         match &self.queue {
             Queue::Single {
                 local,
                 inject,
                 parker,
-            } => self.do_one_single(frame, wait, interrupt, local, inject, parker),
+            } => self.do_some_single(frame, wait, interrupt, max, local, inject, parker),
             Queue::Multi(q) => self.do_one_multi(frame, wait, interrupt, q),
         }
     }
 
-    fn do_one_single(
+    #[allow(clippy::too_many_arguments)]
+    fn do_some_single(
         &self,
         frame: &Frame,
         wait: WaitMode,
         interrupt: &dyn Fn() -> bool,
+        max: usize,
         local: &ModeLock<VecDeque<Runnable>>,
         inject: &Inject<Remote>,
         parker: &Parker,
     ) -> usize {
+        let mut ran = 0;
         loop {
             if interrupt() {
-                return 0;
+                return ran;
             }
             if frame.since_flush.get() >= EVENT_INTERVAL {
                 self.maintain(frame);
             }
-            let next = self.lock(local).expect("owner").pop_front();
+            let next = self.owner_queue(local).pop_front();
             if let Some(r) = next {
                 self.run_task(frame, r);
-                return 1;
+                ran += 1;
+                if ran == max {
+                    return ran;
+                }
+                continue;
+            }
+            if ran > 0 {
+                // Nothing ready: let the caller decide whether to wait.
+                return ran;
             }
             if self.drain_inject() > 0 || self.expire_timers() > 0 {
                 continue;
@@ -500,7 +550,7 @@ impl Shared {
                 // May not block: one non-blocking look at the ring.
                 frame.since_flush.set(0);
                 self.flush_ring();
-                if self.lock(local).expect("owner").is_empty() {
+                if self.owner_queue(local).is_empty() {
                     return 0;
                 }
                 continue;
