@@ -38,8 +38,8 @@ pub(crate) struct Armed {
 
 impl TimerService {
     pub(crate) fn new(locking: bool) -> Self {
-        let store = TimerStore::new();
         let base = Instant::now();
+        let store = TimerStore::with_base(base);
         TimerService {
             store: ModeLock::new("timer", locking, store),
             base,
@@ -48,13 +48,16 @@ impl TimerService {
         }
     }
 
+    /// Same base as the store's: deadlines compare as integers.
     fn ns(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(NONE - 1)
+        crate::time::store::ns_since(self.base, t)
     }
 
     fn publish(&self, store: &TimerStore) {
-        let next = store.next_deadline().map_or(NONE, |t| self.ns(t));
-        self.next.store(next, Ordering::Release);
+        let next = store.next_ns().unwrap_or(NONE);
+        if self.next.load(Ordering::Relaxed) != next {
+            self.next.store(next, Ordering::Release);
+        }
     }
 
     /// No timer armed: the scheduler skips expiry (and the clock read).
@@ -68,9 +71,10 @@ impl TimerService {
         deadline: Instant,
         waker: &Waker,
     ) -> Armed {
-        let key = store.insert(deadline, Some(waker.clone()));
+        let when = store.ns(deadline);
+        let key = store.insert_ns(when, Some(waker.clone()));
         self.publish(store);
-        let wake_leader = self.ns(deadline) < self.leader_deadline.load(Ordering::Acquire);
+        let wake_leader = when < self.leader_deadline.load(Ordering::Acquire);
         Armed { key, wake_leader }
     }
 
@@ -80,9 +84,10 @@ impl TimerService {
         key: usize,
         deadline: Instant,
     ) -> bool {
-        store.reset(key, deadline);
+        let when = store.ns(deadline);
+        store.reset_ns(key, when);
         self.publish(store);
-        self.ns(deadline) < self.leader_deadline.load(Ordering::Acquire)
+        when < self.leader_deadline.load(Ordering::Acquire)
     }
 
     pub(crate) fn remove(&self, store: &mut ModeGuard<'_, TimerStore>, key: usize) {
@@ -117,10 +122,10 @@ impl TimerService {
         store: &ModeGuard<'_, TimerStore>,
         now: Instant,
     ) -> Option<Duration> {
-        let next = store.next_deadline();
+        let next = store.next_ns();
         self.leader_deadline
-            .store(next.map_or(NONE, |t| self.ns(t)), Ordering::Release);
-        next.map(|t| t.saturating_duration_since(now))
+            .store(next.unwrap_or(NONE), Ordering::Release);
+        next.map(|t| Duration::from_nanos(t.saturating_sub(self.ns(now))))
     }
 
     /// The leader woke up: no deadline to protect any more.

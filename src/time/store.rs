@@ -12,7 +12,9 @@
 //! when `deadline <= now` — never early.
 
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+#[cfg(test)]
+use std::time::Duration;
+use std::time::Instant;
 
 use slab::Slab;
 
@@ -25,6 +27,16 @@ struct Entry {
     /// Index in `heap`, or `FIRED`.
     pos: usize,
     waker: Option<Waker>,
+}
+
+/// Nanoseconds from `base` to `t` (0 if `t` is earlier, saturating far in
+/// the future).
+pub(crate) fn ns_since(base: Instant, t: Instant) -> u64 {
+    let d = t.saturating_duration_since(base);
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(u64::MAX - 1)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,18 +53,27 @@ pub(crate) struct TimerStore {
 }
 
 impl TimerStore {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        TimerStore::with_base(Instant::now())
+    }
+
+    /// A store whose deadlines count nanoseconds from `base`.
+    pub(crate) fn with_base(base: Instant) -> Self {
         TimerStore {
-            base: Instant::now(),
+            base,
             entries: Slab::new(),
             heap: Vec::new(),
         }
     }
 
-    fn ns(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    /// `t` as nanoseconds since the base (the one clock conversion per
+    /// operation; everything inside compares plain integers).
+    pub(crate) fn ns(&self, t: Instant) -> u64 {
+        ns_since(self.base, t)
     }
 
+    #[cfg(test)]
     fn instant(&self, ns: u64) -> Instant {
         self.base + Duration::from_nanos(ns)
     }
@@ -64,8 +85,13 @@ impl TimerStore {
     }
 
     /// Arms a new timer.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, deadline: Instant, waker: Option<Waker>) -> usize {
-        let when = self.ns(deadline);
+        self.insert_ns(self.ns(deadline), waker)
+    }
+
+    /// Arms a new timer due at `when` (from [`ns`](Self::ns)).
+    pub(crate) fn insert_ns(&mut self, when: u64, waker: Option<Waker>) -> usize {
         let key = self.entries.insert(Entry {
             when,
             pos: self.heap.len(),
@@ -77,8 +103,13 @@ impl TimerStore {
     }
 
     /// Moves an armed or fired timer to a new deadline (it is armed again).
+    #[cfg(test)]
     pub(crate) fn reset(&mut self, key: usize, deadline: Instant) {
-        let when = self.ns(deadline);
+        self.reset_ns(key, self.ns(deadline))
+    }
+
+    /// [`reset`](Self::reset) to `when` (from [`ns`](Self::ns)).
+    pub(crate) fn reset_ns(&mut self, key: usize, when: u64) {
         let pos = self.entries[key].pos;
         self.entries[key].when = when;
         let linked = self.heap.get(pos).is_some_and(|n| n.key == key);
@@ -125,8 +156,14 @@ impl TimerStore {
     }
 
     /// The nearest armed deadline.
+    #[cfg(test)]
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.heap.first().map(|n| self.instant(n.when))
+    }
+
+    /// The nearest armed deadline, in nanoseconds since the base.
+    pub(crate) fn next_ns(&self) -> Option<u64> {
+        self.heap.first().map(|n| n.when)
     }
 
     /// Fires every timer with `deadline <= now`, collecting their wakers.
