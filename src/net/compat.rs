@@ -102,7 +102,7 @@ impl Socket {
             let mut buf = std::mem::take(&mut c.unread);
             buf.clear();
             buf.reserve(out.len().min(CHUNK));
-            self.ring_fd().note_context();
+            self.ring_fd().begin_owned_op();
             c.read = Some(Op::new(Recv::new(
                 self.raw(),
                 buf,
@@ -120,6 +120,7 @@ impl Socket {
             Poll::Ready(done) => done,
         };
         c.read = None;
+        self.ring_fd().finish_op();
         if more_waiting {
             self.speculate_recv.store(true, Ordering::Relaxed);
         }
@@ -147,11 +148,13 @@ impl Socket {
                 Poll::Ready(done) => done,
             };
             c.write = None;
+            self.ring_fd().finish_op();
             let (begin, end) = (slice.begin(), slice.end());
             let buf = slice.into_inner();
             match res {
                 Ok(n) if begin + n < end => {
                     let rest = buf.slice(begin + n..end);
+                    self.ring_fd().begin_owned_op();
                     c.write = Some(Op::new(Send::new(self.raw(), rest)));
                 }
                 Ok(_) => {
@@ -159,6 +162,7 @@ impl Socket {
                     c.spare = buf;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.ring_fd().begin_owned_op();
                     c.write = Some(Op::new(Send::new(self.raw(), buf.slice(begin..end))));
                 }
                 Err(e) => {
@@ -191,7 +195,7 @@ impl Socket {
         let mut buf = std::mem::take(&mut c.spare);
         buf.clear();
         buf.extend_from_slice(&data[..n]);
-        self.ring_fd().note_context();
+        self.ring_fd().begin_owned_op();
         let len = buf.bytes_init();
         c.write = Some(Op::new(Send::new(self.raw(), buf.slice(..len))));
         // Start it now; its outcome is reported by the next call.

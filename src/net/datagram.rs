@@ -17,8 +17,9 @@ impl Socket {
         buf: B,
         addr: &SockAddr,
     ) -> BufResult<usize, B> {
-        self.ring_fd().note_context();
+        let ticket = self.ring_fd().begin_op();
         let (res, mut bufs) = Op::new(SendMsg::new(self.raw(), vec![buf], Some(addr))).await;
+        ticket.finish();
         (res, bufs.pop().expect("one buffer in, one out"))
     }
 
@@ -28,8 +29,9 @@ impl Socket {
         &self,
         buf: B,
     ) -> BufResult<(usize, Option<SockAddr>), B> {
-        self.ring_fd().note_context();
+        let ticket = self.ring_fd().begin_op();
         let done = Op::new(RecvMsg::new(self.raw(), vec![buf], true)).await;
+        ticket.finish();
         let mut bufs = done.bufs;
         let buf = bufs.pop().expect("one buffer in, one out");
         (done.result.map(|n| (n, done.addr)), buf)

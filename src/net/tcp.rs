@@ -179,9 +179,11 @@ impl TcpStream {
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         let s = socket2::Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
-        let fd = RingFd::new(s.into());
-        fd.note_context();
-        Op::new(Connect::new(fd.raw(), SockAddr::from(addr))).await?;
+        let fd = RingFd::new_tracked(s.into());
+        let ticket = fd.begin_op();
+        let connected = Op::new(Connect::new(fd.raw(), SockAddr::from(addr))).await;
+        ticket.finish();
+        connected?;
         Ok(TcpStream {
             socket: Socket::from_ring_fd(fd, Kind::Stream),
         })

@@ -161,9 +161,11 @@ impl UnixStream {
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
         let s = socket2::Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
-        let fd = RingFd::new(s.into());
-        fd.note_context();
-        Op::new(Connect::new(fd.raw(), addr)).await?;
+        let fd = RingFd::new_tracked(s.into());
+        let ticket = fd.begin_op();
+        let connected = Op::new(Connect::new(fd.raw(), addr)).await;
+        ticket.finish();
+        connected?;
         Ok(UnixStream {
             socket: Socket::from_ring_fd(fd, Kind::Stream),
         })

@@ -36,6 +36,10 @@ pub(crate) struct Frame {
     pub(crate) since_flush: Cell<u32>,
     /// Inline completions left for the current handler.
     pub(crate) inline_budget: Cell<u32>,
+    /// Other handlers were ready when the current one started (a
+    /// single-threaded context sets it): the pass will enter the ring
+    /// anyway, so an SQE costs no extra syscall.
+    pub(crate) others_ready: Cell<bool>,
 }
 
 thread_local! {
@@ -70,6 +74,7 @@ impl Frame {
             polled: Cell::new(0),
             since_flush: Cell::new(0),
             inline_budget: Cell::new(INLINE_BUDGET),
+            others_ready: Cell::new(false),
         }
     }
 
@@ -167,6 +172,12 @@ pub(crate) fn take_inline_budget() -> bool {
         }
         _ => false,
     })
+}
+
+/// Whether other handlers are ready in the current pass (see
+/// [`Frame::others_ready`]).
+pub(crate) fn others_ready() -> bool {
+    with_innermost(|f| f.is_some_and(|f| f.others_ready.get()))
 }
 
 /// Counts an operation that completed inline, without the ring.

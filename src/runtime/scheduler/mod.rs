@@ -522,7 +522,12 @@ impl Shared {
             if frame.since_flush.get() >= EVENT_INTERVAL {
                 self.maintain(frame);
             }
-            let next = self.owner_queue(local).pop_front();
+            let next = {
+                let mut q = self.owner_queue(local);
+                let next = q.pop_front();
+                frame.others_ready.set(!q.is_empty());
+                next
+            };
             if let Some(r) = next {
                 self.run_task(frame, r);
                 ran += 1;
