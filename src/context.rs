@@ -99,7 +99,7 @@ impl IoContext {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        task::spawn(self.shared_arc(), fut)
+        task::spawn(self.shared_arc().clone(), fut)
     }
 
     /// Runs a blocking closure on the context's blocking pool: a thread of
@@ -275,7 +275,7 @@ where
         "ringio::spawn called outside a running IoContext \
          (call it from a task, a handler or block_on, or use IoContext::spawn)",
     );
-    task::spawn(&shared, fut)
+    task::spawn(shared, fut)
 }
 
 /// Runs a blocking closure on a thread of the current context's blocking

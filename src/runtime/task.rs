@@ -56,7 +56,7 @@ fn schedule(r: Runnable) {
 
 /// Spawns `fut` on `shared`. A closing context refuses: the future is
 /// dropped at once and the handle reports cancellation.
-pub(crate) fn spawn<F>(shared: &Arc<Shared>, fut: F) -> JoinHandle<F::Output>
+pub(crate) fn spawn<F>(shared: Arc<Shared>, fut: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -67,7 +67,7 @@ where
         crate::runtime::metrics::Counters::bump(&shared.metrics.tasks_spawned, 1);
     }
     let meta = TaskMeta {
-        shared: shared.clone(),
+        shared,
         aborted: AtomicBool::new(false),
         key: AtomicUsize::new(UNREGISTERED),
     };
