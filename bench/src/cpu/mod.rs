@@ -83,6 +83,9 @@ impl Measured {
     }
 }
 
+/// `(key, value)` pairs of a cell.
+type Params<'a> = &'a [(&'a str, &'a str)];
+
 /// Runtimes that have a multi-threaded scheduler to compare.
 const MT_RUNTIMES: [&str; 2] = ["ringio", "tokio"];
 
@@ -93,7 +96,7 @@ const MT_RUNTIMES: [&str; 2] = ["ringio", "tokio"];
 /// `io_context.multithreaded`.
 pub fn cells(quick: bool) -> Vec<CellSpec> {
     let mut out = Vec::new();
-    let single: [(&str, &str, &[(&str, &str)]); 4] = [
+    let single: [(&str, &str, Params); 4] = [
         (
             "io_context",
             "io_context.dispatch",
@@ -317,7 +320,7 @@ impl Completions {
     /// Called by each task when it finishes.
     pub fn task_done(&self) {
         let n = self.done.fetch_add(1, Ordering::AcqRel) + 1;
-        if n % self.batch == 0 {
+        if n.is_multiple_of(self.batch) {
             let _g = self.lock.lock().unwrap();
             self.cv.notify_all();
         }

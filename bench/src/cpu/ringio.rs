@@ -172,6 +172,7 @@ fn multithreaded(threads: usize, batches: u64, batch: u64) -> Result<Measured, S
     }
     let polls: usize = runners.into_iter().map(|r| r.join().unwrap_or(0)).sum();
     fed?;
+    check_count("tasks finished", completions.done(), batches * batch)?;
     Ok(Measured {
         ops: batches * batch,
         elapsed,

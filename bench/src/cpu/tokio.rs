@@ -156,6 +156,7 @@ fn multithreaded(threads: usize, batches: u64, batch: u64) -> Result<Measured, S
     let elapsed = start.elapsed();
     rt.shutdown_timeout(Duration::from_secs(5));
     fed?;
+    check_count("tasks finished", completions.done(), batches * batch)?;
     Ok(Measured {
         ops: batches * batch,
         elapsed,
