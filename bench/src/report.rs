@@ -408,7 +408,7 @@ fn family_svg(path: &Path, family: &str, rows: &[&Summary]) -> Result<(), String
         .iter()
         .flat_map(|l| cols.iter().filter_map(|c| rel(l, c)))
         .fold(1.0f64, f64::max)
-        * 1.2;
+        * 1.5; // headroom for the legend, top right
     let width = (160 * n as u32 + 200).max(640);
     let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
     let e = |e: &dyn std::fmt::Display| e.to_string();
@@ -468,6 +468,7 @@ fn family_svg(path: &Path, family: &str, rows: &[&Summary]) -> Result<(), String
         .map_err(|x| e(&x))?;
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
