@@ -63,7 +63,13 @@ pub struct Row {
 
 impl Row {
     /// A row for `spec` with no extras.
-    pub fn new(spec: &CellSpec, metric: &str, unit: &str, value: f64, higher_is_better: bool) -> Row {
+    pub fn new(
+        spec: &CellSpec,
+        metric: &str,
+        unit: &str,
+        value: f64,
+        higher_is_better: bool,
+    ) -> Row {
         Row {
             family: spec.family.clone(),
             workload: spec.workload.clone(),

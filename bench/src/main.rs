@@ -43,7 +43,10 @@ fn run_cell(json: &str) -> Result<(), String> {
         _ => net::run(&spec)?,
     };
     for row in rows {
-        println!("{}", serde_json::to_string(&row).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string(&row).map_err(|e| e.to_string())?
+        );
     }
     Ok(())
 }
