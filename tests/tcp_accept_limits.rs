@@ -164,9 +164,14 @@ fn accept_from_many_tasks_on_many_threads() {
                         mine += 1;
                         let (res, id) = s.read_exact(Vec::with_capacity(4)).await;
                         res.unwrap();
-                        let (res, _) = s.write_all(id.clone()).await;
+                        // Recorded before the echo: the client finishing is
+                        // what lets the test thread look at `seen`.
+                        assert!(
+                            seen.lock().unwrap().insert(id.clone()),
+                            "connection seen twice"
+                        );
+                        let (res, _) = s.write_all(id).await;
                         res.unwrap();
-                        assert!(seen.lock().unwrap().insert(id), "connection seen twice");
                         if taken.fetch_add(1, Ordering::SeqCst) + 1 == N {
                             break;
                         }
