@@ -13,12 +13,13 @@
 //! only ever points at live frames because the guard restores the previous
 //! pointer before the frame goes out of scope.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::ptr;
 use std::sync::Arc;
 
 use crate::context::IoContext;
-use crate::runtime::scheduler::Shared;
+use crate::runtime::scheduler::{Runnable, Shared};
 
 /// Inline completions allowed per handler (see DESIGN.md, speculation).
 pub(crate) const INLINE_BUDGET: u32 = 16;
@@ -40,6 +41,10 @@ pub(crate) struct Frame {
     /// single-threaded context sets it): the pass will enter the ring
     /// anyway, so an SQE costs no extra syscall.
     pub(crate) others_ready: Cell<bool>,
+    /// Multi-threaded runners: tasks taken from the shared queue along with
+    /// the one being run, to run next (see `RunQueue::next`); given back if
+    /// this runner stops first.
+    pub(crate) stash: RefCell<VecDeque<Runnable>>,
 }
 
 thread_local! {
@@ -75,6 +80,7 @@ impl Frame {
             since_flush: Cell::new(0),
             inline_budget: Cell::new(INLINE_BUDGET),
             others_ready: Cell::new(false),
+            stash: RefCell::new(VecDeque::new()),
         }
     }
 

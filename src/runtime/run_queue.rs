@@ -25,6 +25,10 @@
 //! * A runner that takes an item and leaves more behind hands the rest on the
 //!   same way (Asio's `wake_one_thread_and_unlock`): one more follower, or the
 //!   leader out of the kernel, so ready work runs in parallel.
+//! * A runner that takes an item may take a few more into its own stash
+//!   (at most half of what is left, the rest is handed on as above), and
+//!   gives back what it has not run when it stops running
+//!   ([`RunQueue::give_back`]): fewer trips through this lock per task.
 //! * [`RunQueue::finish_lead`] hands completed work over, clears leadership and
 //!   wakes a follower (which may become the next leader).
 //!
@@ -140,15 +144,35 @@ impl<T> RunQueue<T> {
         self.wake_for_new_work(&mut st)
     }
 
+    /// Gives back items a runner took with [`next`](Self::next) and will not
+    /// run (it stops running), waking whoever should run them.
+    pub(crate) fn give_back(&self, items: &mut VecDeque<T>) -> Wake {
+        if items.is_empty() {
+            return Wake::Nobody;
+        }
+        let mut st = self.lock();
+        // They were taken from the front: they go back there, in order.
+        while let Some(item) = items.pop_back() {
+            st.items.push_front(item);
+        }
+        self.wake_for_new_work(&mut st)
+    }
+
     /// Takes the next item or decides what the caller does instead.
     /// `stopped` and `has_work` are re-evaluated under the lock on every
     /// wake-up, so a stop or the end of outstanding work is never missed.
+    ///
+    /// With an item to run, up to `take_more` further items (at most half of
+    /// what is left, so other runners keep work to share) move into `stash`
+    /// for the caller to run next without coming back to this lock.
     pub(crate) fn next(
         &self,
         mode: WaitMode,
         stopped: impl Fn() -> bool,
         has_work: impl Fn() -> bool,
         must_flush: bool,
+        stash: &mut VecDeque<T>,
+        take_more: usize,
     ) -> Next<T> {
         let mut st = self.lock();
         loop {
@@ -156,6 +180,8 @@ impl<T> RunQueue<T> {
                 return Next::Idle;
             }
             if let Some(item) = st.items.pop_front() {
+                let more = take_more.min(st.items.len() / 2);
+                stash.extend(st.items.drain(..more));
                 // Hand the rest on while we run this one.
                 let wake = if st.items.is_empty() {
                     Wake::Nobody
@@ -320,6 +346,8 @@ mod loom_run_queue {
                         || false,
                         || rem.load(Ordering::SeqCst) > 0,
                         false,
+                        &mut VecDeque::new(),
+                        0,
                     ) {
                         Next::Run(_, wake) => {
                             if wake == Wake::Leader {
@@ -367,7 +395,14 @@ mod tests {
     fn first_runner_leads_and_push_wakes_parked_leader() {
         let q = RunQueue::<u32>::new();
         assert!(matches!(
-            q.next(WaitMode::Poll, || false, || true, false),
+            q.next(
+                WaitMode::Poll,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Lead
         ));
         assert!(q.park_leader(|| false));
@@ -375,11 +410,25 @@ mod tests {
         assert_eq!(q.push(2), Wake::Nobody, "one eventfd write per park");
         q.finish_lead(None);
         assert!(matches!(
-            q.next(WaitMode::Poll, || false, || true, false),
+            q.next(
+                WaitMode::Poll,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Run(1, _)
         ));
         assert!(matches!(
-            q.next(WaitMode::Poll, || false, || true, false),
+            q.next(
+                WaitMode::Poll,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Run(2, _)
         ));
     }
@@ -388,7 +437,14 @@ mod tests {
     fn park_refused_when_work_or_stop_arrived() {
         let q = RunQueue::<u32>::new();
         assert!(matches!(
-            q.next(WaitMode::Block, || false, || true, false),
+            q.next(
+                WaitMode::Block,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Lead
         ));
         assert_eq!(q.push(1), Wake::Nobody, "leader not parked yet");
@@ -396,7 +452,14 @@ mod tests {
         q.finish_lead(None);
         assert_eq!(q.drain(), vec![1]);
         assert!(matches!(
-            q.next(WaitMode::Block, || false, || true, false),
+            q.next(
+                WaitMode::Block,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Lead
         ));
         assert!(!q.park_leader(|| true));
@@ -407,13 +470,27 @@ mod tests {
         use std::sync::Arc;
         let q = Arc::new(RunQueue::<u32>::new());
         assert!(matches!(
-            q.next(WaitMode::Block, || false, || true, false),
+            q.next(
+                WaitMode::Block,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Lead
         ));
         let q2 = q.clone();
         let follower = std::thread::spawn(move || {
             matches!(
-                q2.next(WaitMode::Block, || false, || true, false),
+                q2.next(
+                    WaitMode::Block,
+                    || false,
+                    || true,
+                    false,
+                    &mut VecDeque::new(),
+                    0
+                ),
                 Next::Run(..)
             )
         });
@@ -436,15 +513,36 @@ mod tests {
     fn follower_with_queued_submissions_flushes_before_sleeping() {
         let q = RunQueue::<u32>::new();
         assert!(matches!(
-            q.next(WaitMode::Block, || false, || true, false),
+            q.next(
+                WaitMode::Block,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Lead
         ));
         assert!(matches!(
-            q.next(WaitMode::Block, || false, || true, true),
+            q.next(
+                WaitMode::Block,
+                || false,
+                || true,
+                true,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Flush
         ));
         assert!(matches!(
-            q.next(WaitMode::Poll, || false, || true, true),
+            q.next(
+                WaitMode::Poll,
+                || false,
+                || true,
+                true,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Idle
         ));
     }
@@ -453,7 +551,14 @@ mod tests {
     fn earlier_timer_makes_leadership_stale() {
         let q = RunQueue::<u32>::new();
         assert!(matches!(
-            q.next(WaitMode::Block, || false, || true, false),
+            q.next(
+                WaitMode::Block,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Lead
         ));
         assert_eq!(q.wake_leader(), Wake::Nobody);
@@ -466,26 +571,88 @@ mod tests {
     fn follower_poll_and_deadline_return_idle() {
         let q = RunQueue::<u32>::new();
         assert!(matches!(
-            q.next(WaitMode::Poll, || false, || true, false),
+            q.next(
+                WaitMode::Poll,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Lead
         ));
         assert!(matches!(
-            q.next(WaitMode::Poll, || false, || true, false),
+            q.next(
+                WaitMode::Poll,
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Idle
         ));
         let t = Instant::now() + std::time::Duration::from_millis(5);
         assert!(matches!(
-            q.next(WaitMode::Until(t), || false, || true, false),
+            q.next(
+                WaitMode::Until(t),
+                || false,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Idle
         ));
         assert!(Instant::now() >= t);
         assert!(matches!(
-            q.next(WaitMode::Block, || true, || true, false),
+            q.next(
+                WaitMode::Block,
+                || true,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Idle
         ));
         assert!(matches!(
-            q.next(WaitMode::Block, || false, || false, false),
+            q.next(
+                WaitMode::Block,
+                || false,
+                || false,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
             Next::Idle
         ));
+    }
+
+    #[test]
+    fn a_runner_takes_at_most_half_of_the_rest_and_gives_back_in_order() {
+        let q = RunQueue::<u32>::new();
+        for i in 0..10 {
+            let _ = q.push(i);
+        }
+        let mut stash = VecDeque::new();
+        match q.next(WaitMode::Poll, || false, || true, false, &mut stash, 16) {
+            Next::Run(0, _) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(stash, [1, 2, 3, 4], "half of the 9 left");
+        assert_eq!(q.len(), 5);
+        let _ = q.give_back(&mut stash);
+        assert!(stash.is_empty());
+        let mut order = Vec::new();
+        while let Next::Run(i, _) = q.next(WaitMode::Poll, || false, || true, false, &mut stash, 0)
+        {
+            order.push(i);
+        }
+        assert_eq!(
+            order,
+            (1..10).collect::<Vec<_>>(),
+            "given back in front, in order"
+        );
     }
 }

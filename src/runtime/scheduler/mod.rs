@@ -85,6 +85,10 @@ mod shutdown;
 /// queue stays non-empty (tokio uses the same figure).
 pub(crate) const EVENT_INTERVAL: u32 = 61;
 
+/// Tasks a multi-threaded runner may take ahead from the shared queue per
+/// lock (besides the one it runs), at most half of what is left.
+const STASH_MAX: usize = 16;
+
 pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
 /// Work handed to a single-threaded context's owner by other threads.
@@ -434,6 +438,7 @@ impl Shared {
             }
         }
         let out = f(guard.frame());
+        self.give_back_stash(guard.frame());
         if !nested {
             self.settle();
         }
@@ -596,11 +601,29 @@ impl Shared {
             if frame.since_flush.get() >= EVENT_INTERVAL {
                 self.maintain(frame);
             }
+            let stashed = frame.stash.borrow_mut().pop_front();
+            if let Some(r) = stashed {
+                if interrupt() {
+                    frame.stash.borrow_mut().push_front(r);
+                    self.give_back_stash(frame);
+                    return 0;
+                }
+                self.run_task(frame, r);
+                return 1;
+            }
             // Before this thread may sleep as a follower, the SQEs its
             // handlers queued must reach the kernel (the leader may be asleep
             // already): `next` asks for a flush first.
             let must_flush = frame.since_flush.get() > 0 && self.driver.sq_queued();
-            match q.next(wait, interrupt, || self.outstanding() > 0, must_flush) {
+            let next = q.next(
+                wait,
+                interrupt,
+                || self.outstanding() > 0,
+                must_flush,
+                &mut frame.stash.borrow_mut(),
+                STASH_MAX,
+            );
+            match next {
                 Next::Run(r, wake) => {
                     if wake == QueueWake::Leader {
                         self.driver.wake();
@@ -619,6 +642,17 @@ impl Shared {
                     }
                     return 0;
                 }
+            }
+        }
+    }
+
+    /// A multi-threaded runner that stops running gives the tasks it took
+    /// ahead back to the shared queue.
+    fn give_back_stash(&self, frame: &Frame) {
+        if let Queue::Multi(q) = &self.queue {
+            let mut stash = frame.stash.borrow_mut();
+            if q.give_back(&mut stash) == QueueWake::Leader {
+                self.driver.wake();
             }
         }
     }
