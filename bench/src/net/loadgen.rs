@@ -1,0 +1,383 @@
+//! The common load generator, on ringio: one single-threaded `IoContext`
+//! (`SINGLE_ISSUER | DEFER_TASKRUN`) in the cell's process, pinned to the
+//! load CPU. Each connection is a task doing strict ping-pong with owned
+//! buffers; ringio batches the submissions of all tasks into one
+//! `io_uring_enter` per turn of its loop, which keeps the generator cheap
+//! per message.
+//!
+//! Every echoed message is checked byte for byte (its first 8 bytes carry a
+//! sequence number, so a stale or misrouted echo is caught). Every loop is
+//! bounded in time (a stop flag or a deadline) and in count (a cap per
+//! connection), and joining the tasks is bounded by [`JOIN_TIMEOUT`]: a
+//! server that stops answering fails the cell instead of hanging it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringio::net::TcpStream;
+use ringio::time::{interval_at, sleep, timeout};
+use ringio::IoContext;
+use ringio::JoinHandle;
+
+use super::stats;
+
+/// How long stopped tasks may take to finish their last round trip.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Round trips per connection at most in one run (a count bound far above
+/// what a run reaches: 10 s at 10 M msgs/s on one connection).
+const MAX_PER_CONN: u64 = 100_000_000;
+
+/// One client connection doing ping-pong with `size`-byte messages.
+pub struct Conn {
+    stream: TcpStream,
+    out: Option<Box<[u8]>>,
+    back: Option<Box<[u8]>>,
+    seq: u64,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr, size: usize, seed: usize) -> io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let out: Box<[u8]> = (0..size).map(|i| (i * 31 + seed) as u8).collect();
+        Ok(Conn {
+            stream,
+            back: Some(vec![0u8; size].into_boxed_slice()),
+            out: Some(out),
+            seq: 0,
+        })
+    }
+
+    /// Sends one message and waits for all of it to come back.
+    pub async fn round_trip(&mut self) -> io::Result<()> {
+        let mut out = self.out.take().expect("a round trip at a time");
+        self.seq += 1;
+        let n = out.len().min(8);
+        out[..n].copy_from_slice(&self.seq.to_le_bytes()[..n]);
+        let (res, out) = self.stream.write_all(out).await;
+        self.out = Some(out);
+        res?;
+        let back = self.back.take().expect("a round trip at a time");
+        let (res, back) = self.stream.read_exact(back).await;
+        let same = back == *self.out.as_ref().expect("put back above");
+        self.back = Some(back);
+        res?;
+        if !same {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "echo mismatch"));
+        }
+        Ok(())
+    }
+}
+
+/// CPU and wall time at one instant, for measuring a window.
+#[derive(Clone, Copy)]
+struct Mark {
+    at: Instant,
+    server: Duration,
+    me: Duration,
+    enters: u64,
+}
+
+/// What the load cost over a measurement window.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub wall: Duration,
+    pub server_cpu: Duration,
+    pub loadgen_cpu: Duration,
+    /// The load generator's `io_uring_enter` calls.
+    pub loadgen_enters: u64,
+}
+
+impl Window {
+    pub fn server_cpu_pct(&self) -> f64 {
+        stats::cpu_pct(self.server_cpu, self.wall)
+    }
+    pub fn loadgen_cpu_pct(&self) -> f64 {
+        stats::cpu_pct(self.loadgen_cpu, self.wall)
+    }
+}
+
+/// The load generator's context plus the server it measures.
+pub struct LoadGen {
+    ctx: IoContext,
+    server_pid: u32,
+    addr: SocketAddr,
+}
+
+impl LoadGen {
+    pub fn new(addr: SocketAddr, server_pid: u32) -> Result<LoadGen, String> {
+        let ctx = IoContext::builder()
+            .single_threaded(true)
+            .build()
+            .map_err(|e| format!("load generator context: {e}"))?;
+        Ok(LoadGen {
+            ctx,
+            server_pid,
+            addr,
+        })
+    }
+
+    fn mark(&self) -> Result<Mark, String> {
+        Ok(Mark {
+            at: Instant::now(),
+            server: stats::process_cpu(self.server_pid)?,
+            me: stats::self_cpu(),
+            enters: self.ctx.metrics().enter_calls,
+        })
+    }
+
+    fn window(&self, from: Mark) -> Result<Window, String> {
+        let to = self.mark()?;
+        Ok(Window {
+            wall: to.at - from.at,
+            server_cpu: to.server.saturating_sub(from.server),
+            loadgen_cpu: to.me.saturating_sub(from.me),
+            loadgen_enters: to.enters - from.enters,
+        })
+    }
+
+    /// Opens `conns` connections (one after another).
+    pub fn open(&self, conns: usize, size: usize) -> Result<Vec<Conn>, String> {
+        let addr = self.addr;
+        self.ctx
+            .block_on(async move {
+                let mut v = Vec::with_capacity(conns);
+                for c in 0..conns {
+                    v.push(Conn::open(addr, size, c).await?);
+                }
+                io::Result::Ok(v)
+            })
+            .map_err(|e| format!("connecting to {addr}: {e}"))
+    }
+
+    /// One connection, `size` bytes: round trips for `warmup`, then for
+    /// `secs` (at most `max` of them); returns each measured round-trip
+    /// time in ns.
+    pub fn latency(
+        &self,
+        size: usize,
+        warmup: Duration,
+        secs: Duration,
+        max: usize,
+    ) -> Result<(Vec<u64>, Window), String> {
+        let mut conn = self.open(1, size)?.pop().expect("one connection");
+        let res = self.ctx.block_on(async {
+            let warm_end = Instant::now() + warmup;
+            let mut n = 0;
+            while Instant::now() < warm_end && n < MAX_PER_CONN {
+                conn.round_trip().await.map_err(|e| e.to_string())?;
+                n += 1;
+            }
+            let mark = self.mark()?;
+            let mut rtts = Vec::with_capacity(max.min(1 << 20));
+            let end = mark.at + secs;
+            while rtts.len() < max {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                conn.round_trip().await.map_err(|e| e.to_string())?;
+                rtts.push(t0.elapsed().as_nanos() as u64);
+            }
+            Ok((rtts, self.window(mark)?))
+        });
+        res
+    }
+
+    /// `conns` connections ping-ponging `size` bytes as fast as the server
+    /// answers: warm-up, then `secs` measured. Returns the messages echoed
+    /// in the measured window.
+    pub fn throughput(
+        &self,
+        conns: usize,
+        size: usize,
+        warmup: Duration,
+        secs: Duration,
+    ) -> Result<(u64, Window), String> {
+        let conns = self.open(conns, size)?;
+        let count = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        self.ctx.block_on(async {
+            let tasks: Vec<_> = conns
+                .into_iter()
+                .map(|mut conn| {
+                    let (count, stop) = (count.clone(), stop.clone());
+                    ringio::spawn(async move {
+                        let mut n = 0;
+                        while !stop.load(Ordering::Relaxed) && n < MAX_PER_CONN {
+                            conn.round_trip().await?;
+                            count.fetch_add(1, Ordering::Relaxed);
+                            n += 1;
+                        }
+                        io::Result::Ok(())
+                    })
+                })
+                .collect();
+            let measured = async {
+                sleep(warmup).await;
+                let (mark, before) = (self.mark()?, count.load(Ordering::Relaxed));
+                sleep(secs).await;
+                let (after, window) = (count.load(Ordering::Relaxed), self.window(mark)?);
+                Ok((after - before, window))
+            }
+            .await;
+            stop.store(true, Ordering::Relaxed);
+            join_all(tasks).await?;
+            measured
+        })
+    }
+
+    /// `conns` connections each sending one `size`-byte message every
+    /// `conns / rate` seconds (their schedules staggered evenly), so the
+    /// offered load is `rate` messages/s in all. A connection whose echo
+    /// comes back after its next send time skips that slot, so the
+    /// achieved rate shows when the offered one was not met. Returns the
+    /// messages sent in the measured window and their round-trip times (ns).
+    pub fn fixed_rate(
+        &self,
+        conns: usize,
+        size: usize,
+        rate: f64,
+        warmup: Duration,
+        secs: Duration,
+    ) -> Result<(u64, Vec<u64>, Window), String> {
+        const WARMUP: u8 = 0;
+        const MEASURE: u8 = 1;
+        const STOP: u8 = 2;
+        let period = Duration::from_secs_f64(conns as f64 / rate);
+        let n_conns = conns;
+        let conns = self.open(conns, size)?;
+        let phase = Arc::new(AtomicU8::new(WARMUP));
+        self.ctx.block_on(async {
+            let start = Instant::now();
+            let tasks: Vec<_> = conns
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut conn)| {
+                    let phase = phase.clone();
+                    let first = start + period.mul_f64(i as f64 / n_conns as f64);
+                    ringio::spawn(async move {
+                        let mut ticks = interval_at(first, period);
+                        let mut rtts = Vec::new();
+                        let mut n = 0;
+                        while n < MAX_PER_CONN {
+                            ticks.tick().await;
+                            let now = phase.load(Ordering::Relaxed);
+                            if now == STOP {
+                                break;
+                            }
+                            let t0 = Instant::now();
+                            conn.round_trip().await?;
+                            if now == MEASURE {
+                                rtts.push(t0.elapsed().as_nanos() as u64);
+                            }
+                            n += 1;
+                        }
+                        io::Result::Ok(rtts)
+                    })
+                })
+                .collect();
+            let window = async {
+                sleep(warmup).await;
+                phase.store(MEASURE, Ordering::Relaxed);
+                let mark = self.mark()?;
+                sleep(secs).await;
+                phase.store(STOP, Ordering::Relaxed);
+                self.window(mark)
+            }
+            .await;
+            phase.store(STOP, Ordering::Relaxed);
+            let rtts: Vec<u64> = join_all(tasks).await?.into_iter().flatten().collect();
+            Ok((rtts.len() as u64, rtts, window?))
+        })
+    }
+
+    /// Exactly `messages` round trips spread over `conns` (each connection
+    /// takes the next from a shared quota until it runs out); returns the
+    /// connections, idle again, for the next phase.
+    pub fn quota(&self, conns: Vec<Conn>, messages: u64) -> Result<Vec<Conn>, String> {
+        let quota = Arc::new(AtomicI64::new(i64::try_from(messages).unwrap_or(i64::MAX)));
+        self.ctx.block_on(async {
+            let tasks: Vec<_> = conns
+                .into_iter()
+                .map(|mut conn| {
+                    let quota = quota.clone();
+                    ringio::spawn(async move {
+                        while quota.fetch_sub(1, Ordering::Relaxed) > 0 {
+                            conn.round_trip().await?;
+                        }
+                        io::Result::Ok(conn)
+                    })
+                })
+                .collect();
+            join_all(tasks).await
+        })
+    }
+
+    /// `loops` tasks each repeating connect → write `size` bytes → read
+    /// them back → close, for warm-up then `secs`; returns the connections
+    /// completed in the measured window.
+    pub fn accept_churn(
+        &self,
+        loops: usize,
+        size: usize,
+        warmup: Duration,
+        secs: Duration,
+    ) -> Result<(u64, Window), String> {
+        let count = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let addr = self.addr;
+        self.ctx.block_on(async {
+            let tasks: Vec<_> = (0..loops)
+                .map(|l| {
+                    let (count, stop) = (count.clone(), stop.clone());
+                    ringio::spawn(async move {
+                        let mut n = 0;
+                        while !stop.load(Ordering::Relaxed) && n < MAX_PER_CONN {
+                            let mut conn = Conn::open(addr, size, l).await?;
+                            conn.round_trip().await?;
+                            drop(conn);
+                            count.fetch_add(1, Ordering::Relaxed);
+                            n += 1;
+                        }
+                        io::Result::Ok(())
+                    })
+                })
+                .collect();
+            let measured = async {
+                sleep(warmup).await;
+                let (mark, before) = (self.mark()?, count.load(Ordering::Relaxed));
+                sleep(secs).await;
+                let (after, window) = (count.load(Ordering::Relaxed), self.window(mark)?);
+                Ok((after - before, window))
+            }
+            .await;
+            stop.store(true, Ordering::Relaxed);
+            join_all(tasks).await?;
+            measured
+        })
+    }
+}
+
+/// Awaits every task, each within [`JOIN_TIMEOUT`] of the call.
+async fn join_all<T>(tasks: Vec<JoinHandle<io::Result<T>>>) -> Result<Vec<T>, String> {
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, t).await {
+            Ok(Ok(Ok(v))) => out.push(v),
+            Ok(Ok(Err(e))) => return Err(format!("load connection: {e}")),
+            Ok(Err(e)) => return Err(format!("load task: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "server stopped answering (no echo within {JOIN_TIMEOUT:?})"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
