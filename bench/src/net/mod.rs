@@ -37,77 +37,84 @@ mod wrk;
 use loadgen::{LoadGen, Window};
 use server::ServerProcess;
 
+/// A workload with one set of parameters, before it is crossed with the
+/// runtimes.
+struct Shape {
+    family: &'static str,
+    workload: &'static str,
+    params: Vec<(&'static str, String)>,
+}
+
+impl Shape {
+    fn new(family: &'static str, workload: &'static str, params: &[(&'static str, &str)]) -> Shape {
+        Shape {
+            family,
+            workload,
+            params: params.iter().map(|&(k, v)| (k, v.to_string())).collect(),
+        }
+    }
+}
+
 /// The cells of these families (`quick`: the subset of `--quick`).
 pub fn cells(quick: bool) -> Vec<CellSpec> {
     let secs = if quick { "1" } else { "3" };
-    let mut shapes: Vec<(&str, &str, Vec<(&str, String)>)> = Vec::new();
     let latency_secs = if quick { "1" } else { "2" };
-    shapes.push((
+    let mut shapes = vec![Shape::new(
         "socket",
         "socket.latency",
-        vec![("size", "64".into()), ("secs", latency_secs.into())],
-    ));
-    let (conns, sizes): (&[usize], &[usize]) = if quick {
-        (&[64], &[64])
+        &[("size", "64"), ("secs", latency_secs)],
+    )];
+    let (conns, sizes): (&[&str], &[&str]) = if quick {
+        (&["64"], &["64"])
     } else {
-        (&[16, 64, 256], &[64, 1024, 16384])
+        (&["16", "64", "256"], &["64", "1024", "16384"])
     };
     for &c in conns {
         for &s in sizes {
-            shapes.push((
+            shapes.push(Shape::new(
                 "socket",
                 "socket.throughput",
-                vec![
-                    ("conns", c.to_string()),
-                    ("size", s.to_string()),
-                    ("secs", secs.into()),
-                ],
+                &[("conns", c), ("size", s), ("secs", secs)],
             ));
         }
     }
     if !quick {
-        shapes.push((
+        shapes.push(Shape::new(
             "socket",
             "socket.fixed_rate",
-            vec![
-                ("conns", "64".into()),
-                ("size", "64".into()),
-                ("rate", "100000".into()),
-                ("secs", "3".into()),
+            &[
+                ("conns", "64"),
+                ("size", "64"),
+                ("rate", "100000"),
+                ("groups", "8"),
+                ("secs", "3"),
             ],
         ));
-        shapes.push((
+        shapes.push(Shape::new(
             "socket",
             "socket.syscalls",
-            vec![
-                ("conns", "64".into()),
-                ("size", "64".into()),
-                ("messages", "20000".into()),
-            ],
+            &[("conns", "64"), ("size", "64"), ("messages", "20000")],
         ));
     }
-    shapes.push((
+    shapes.push(Shape::new(
         "accept_churn",
         "accept_churn",
-        vec![
-            ("loops", "16".into()),
-            ("size", "64".into()),
-            ("secs", secs.into()),
-        ],
+        &[("loops", "16"), ("size", "64"), ("secs", secs)],
     ));
-    shapes.push((
+    shapes.push(Shape::new(
         "http_server",
         "http_server",
-        vec![("conns", "64".into()), ("secs", secs.into())],
+        &[("conns", "64"), ("secs", secs)],
     ));
     let mut cells = Vec::new();
-    for (family, workload, params) in &shapes {
+    for shape in &shapes {
         for runtime in RUNTIMES {
             cells.push(CellSpec {
-                family: family.to_string(),
-                workload: workload.to_string(),
+                family: shape.family.to_string(),
+                workload: shape.workload.to_string(),
                 runtime: runtime.to_string(),
-                params: params
+                params: shape
+                    .params
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.clone()))
                     .collect::<BTreeMap<_, _>>(),
@@ -210,6 +217,7 @@ fn fixed_rate(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, Strin
     let conns: usize = spec.param("conns", 64);
     let size: usize = spec.param("size", 64);
     let rate: f64 = spec.param("rate", 100_000.0);
+    let groups: usize = spec.param("groups", 8);
     let secs: f64 = spec.param("secs", 3.0);
     if conns == 0 || rate <= 0.0 {
         return Err("fixed_rate needs conns > 0 and rate > 0".into());
@@ -219,6 +227,7 @@ fn fixed_rate(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, Strin
         conns,
         size,
         rate,
+        groups,
         warmup_for(secs),
         Duration::from_secs_f64(secs),
     )?;
@@ -228,6 +237,10 @@ fn fixed_rate(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, Strin
     let extras = |row: Row| {
         with_cpu(row, &w)
             .with("offered_msgs_per_sec", rate)
+            .with(
+                "loadgen_enters_per_msg",
+                w.loadgen_enters as f64 / msgs.max(1) as f64,
+            )
             .with("achieved_msgs_per_sec", achieved)
             .with("rtt_p50_us", p(0.5))
             .with("rtt_p99_us", p(0.99))

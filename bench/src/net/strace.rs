@@ -114,7 +114,7 @@ pub fn parse_summary(text: &str) -> Result<SyscallSummary, String> {
         let name = line.split_whitespace().last().unwrap_or("");
         let calls = calls_at(line).ok_or_else(|| format!("no calls in strace line {line:?}"))?;
         if name == "total" {
-            by_name.sort_by(|a: &(String, u64), b| b.1.cmp(&a.1));
+            by_name.sort_by_key(|&(_, calls): &(String, u64)| std::cmp::Reverse(calls));
             return Ok(SyscallSummary {
                 total: calls,
                 by_name,
