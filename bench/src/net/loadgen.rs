@@ -78,6 +78,8 @@ struct Mark {
     at: Instant,
     server: Duration,
     me: Duration,
+    server_wait: Duration,
+    me_wait: Duration,
     enters: u64,
 }
 
@@ -89,6 +91,10 @@ pub struct Window {
     pub loadgen_cpu: Duration,
     /// The load generator's `io_uring_enter` calls.
     pub loadgen_enters: u64,
+    /// Time the server's and the generator's threads were runnable but
+    /// waiting for their CPU (taken by some other process).
+    pub server_wait: Duration,
+    pub loadgen_wait: Duration,
 }
 
 impl Window {
@@ -97,6 +103,12 @@ impl Window {
     }
     pub fn loadgen_cpu_pct(&self) -> f64 {
         stats::cpu_pct(self.loadgen_cpu, self.wall)
+    }
+    pub fn server_wait_pct(&self) -> f64 {
+        stats::cpu_pct(self.server_wait, self.wall)
+    }
+    pub fn loadgen_wait_pct(&self) -> f64 {
+        stats::cpu_pct(self.loadgen_wait, self.wall)
     }
 }
 
@@ -125,6 +137,8 @@ impl LoadGen {
             at: Instant::now(),
             server: stats::process_cpu(self.server_pid)?,
             me: stats::self_cpu(),
+            server_wait: stats::run_queue_wait(Some(self.server_pid))?,
+            me_wait: stats::run_queue_wait(None)?,
             enters: self.ctx.metrics().enter_calls,
         })
     }
@@ -136,6 +150,8 @@ impl LoadGen {
             server_cpu: to.server.saturating_sub(from.server),
             loadgen_cpu: to.me.saturating_sub(from.me),
             loadgen_enters: to.enters - from.enters,
+            server_wait: to.server_wait.saturating_sub(from.server_wait),
+            loadgen_wait: to.me_wait.saturating_sub(from.me_wait),
         })
     }
 

@@ -15,7 +15,11 @@
 //!    `server_cpu_pct` (the server's, from `/proc/<pid>/stat`), so a reader
 //!    sees which side was the bottleneck: near 100 % on the server side
 //!    means the server was saturated; near 100 % on the load side means
-//!    the figure is the generator's limit, not the server's.
+//!    the figure is the generator's limit, not the server's. They also
+//!    carry `server_runq_wait_pct` / `loadgen_runq_wait_pct`: how long each
+//!    side's thread was runnable but waiting for its CPU
+//!    (`/proc/<pid>/schedstat`) — CPU taken by other processes, which on
+//!    a shared machine explains a low figure with low CPU on both sides.
 //!
 //! Workloads (Corosio's names): `socket.latency`, `socket.throughput`,
 //! `socket.fixed_rate`, `socket.syscalls` (strace), `accept_churn`,
@@ -169,6 +173,8 @@ fn warmup_for(secs: f64) -> Duration {
 fn with_cpu(row: Row, w: &Window) -> Row {
     row.with("loadgen_cpu_pct", w.loadgen_cpu_pct())
         .with("server_cpu_pct", w.server_cpu_pct())
+        .with("server_runq_wait_pct", w.server_wait_pct())
+        .with("loadgen_runq_wait_pct", w.loadgen_wait_pct())
         .with("window_s", w.wall.as_secs_f64())
 }
 
@@ -314,9 +320,10 @@ fn accept_churn(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, Str
 fn http_server(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, String> {
     let conns: usize = spec.param("conns", 64);
     let secs: u64 = spec.param("secs", 3);
-    let server_before = server.cpu()?;
+    let server_before = (server.cpu()?, stats::run_queue_wait(Some(server.pid()))?);
     let run = wrk::run(server.addr(), conns, secs)?;
-    let server_cpu = server.cpu()?.saturating_sub(server_before);
+    let server_cpu = server.cpu()?.saturating_sub(server_before.0);
+    let server_wait = stats::run_queue_wait(Some(server.pid()))?.saturating_sub(server_before.1);
     let r = &run.report;
     if r.requests == 0 {
         return Err("wrk completed no requests".into());
@@ -324,6 +331,10 @@ fn http_server(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, Stri
     let extras = |row: Row| {
         row.with("loadgen_cpu_pct", stats::cpu_pct(run.wrk_cpu, run.wall))
             .with("server_cpu_pct", stats::cpu_pct(server_cpu, run.wall))
+            .with(
+                "server_runq_wait_pct",
+                stats::cpu_pct(server_wait, run.wall),
+            )
             .with("requests", r.requests as f64)
             .with("socket_errors", r.socket_errors as f64)
             .with("non_2xx", r.non_2xx as f64)

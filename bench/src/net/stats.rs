@@ -41,6 +41,29 @@ fn ticks_to_duration(ticks: u64) -> Duration {
     Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / hz)
 }
 
+/// How long the main thread of `pid` (this process for `None`) has been
+/// runnable but waiting for a CPU (field 2 of `/proc/<pid>/schedstat`, in
+/// ns). Over a window it shows CPU taken by other processes: every runtime
+/// here runs on its process's main thread.
+pub fn run_queue_wait(pid: Option<u32>) -> Result<Duration, String> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/schedstat"),
+        None => "/proc/self/schedstat".to_string(),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    parse_schedstat_wait_ns(&text)
+        .map(Duration::from_nanos)
+        .ok_or_else(|| format!("{path}: unexpected format {text:?}"))
+}
+
+/// The run-queue wait (ns) from the text of a `/proc/<pid>/schedstat`:
+/// `<on-CPU ns> <waiting ns> <timeslices>`.
+pub fn parse_schedstat_wait_ns(text: &str) -> Option<u64> {
+    let mut fields = text.split_whitespace();
+    let _on_cpu: u64 = fields.next()?.parse().ok()?;
+    fields.next()?.parse().ok()
+}
+
 /// CPU time (user + system) of this process (`RUSAGE_SELF`) or of its
 /// reaped children (`RUSAGE_CHILDREN`), at microsecond resolution.
 pub fn rusage_cpu(who: libc::c_int) -> Duration {
@@ -95,6 +118,16 @@ mod tests {
         let text = std::fs::read_to_string("/proc/self/stat").unwrap();
         assert!(parse_stat_cpu_ticks(&text).is_some());
         assert!(process_cpu(std::process::id()).is_ok());
+    }
+
+    #[test]
+    fn schedstat_wait_field() {
+        assert_eq!(
+            parse_schedstat_wait_ns("136558562 163880479 412\n"),
+            Some(163_880_479)
+        );
+        assert_eq!(parse_schedstat_wait_ns("136558562"), None);
+        assert!(run_queue_wait(None).is_ok());
     }
 
     #[test]
