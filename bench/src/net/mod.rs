@@ -164,6 +164,25 @@ pub fn serve(args: &[String]) -> Result<(), String> {
     servers::serve(runtime, service, addr)
 }
 
+/// A count parameter that must be at least 1 (no zero-byte messages, no
+/// empty connection sets: those would spin without doing any I/O).
+fn positive(spec: &CellSpec, key: &str, default: usize) -> Result<usize, String> {
+    match spec.param(key, default) {
+        0 => Err(format!("parameter {key} must be > 0")),
+        n => Ok(n),
+    }
+}
+
+/// The measured duration `secs`, within (0, 600] seconds.
+fn seconds(spec: &CellSpec, default: f64) -> Result<f64, String> {
+    let secs = spec.param("secs", default);
+    if secs > 0.0 && secs <= 600.0 {
+        Ok(secs)
+    } else {
+        Err(format!("parameter secs must be in (0, 600], not {secs}"))
+    }
+}
+
 /// Warm-up before a measured window of `secs`.
 fn warmup_for(secs: f64) -> Duration {
     Duration::from_secs_f64(if secs >= 3.0 { 1.0 } else { 0.3 })
@@ -179,8 +198,8 @@ fn with_cpu(row: Row, w: &Window) -> Row {
 }
 
 fn latency(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, String> {
-    let size: usize = spec.param("size", 64);
-    let secs: f64 = spec.param("secs", 2.0);
+    let size = positive(spec, "size", 64)?;
+    let secs = seconds(spec, 2.0)?;
     let max: usize = spec.param("max", 1_000_000);
     let gen = LoadGen::new(server.addr(), server.pid())?;
     let (mut rtts, window) =
@@ -201,9 +220,9 @@ fn latency(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, String> 
 }
 
 fn throughput(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, String> {
-    let conns: usize = spec.param("conns", 64);
-    let size: usize = spec.param("size", 64);
-    let secs: f64 = spec.param("secs", 3.0);
+    let conns = positive(spec, "conns", 64)?;
+    let size = positive(spec, "size", 64)?;
+    let secs = seconds(spec, 3.0)?;
     let gen = LoadGen::new(server.addr(), server.pid())?;
     let (msgs, w) = gen.throughput(conns, size, warmup_for(secs), Duration::from_secs_f64(secs))?;
     let rate = msgs as f64 / w.wall.as_secs_f64();
@@ -220,13 +239,13 @@ fn throughput(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, Strin
 }
 
 fn fixed_rate(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, String> {
-    let conns: usize = spec.param("conns", 64);
-    let size: usize = spec.param("size", 64);
+    let conns = positive(spec, "conns", 64)?;
+    let size = positive(spec, "size", 64)?;
     let rate: f64 = spec.param("rate", 100_000.0);
     let groups: usize = spec.param("groups", 8);
-    let secs: f64 = spec.param("secs", 3.0);
-    if conns == 0 || rate <= 0.0 {
-        return Err("fixed_rate needs conns > 0 and rate > 0".into());
+    let secs = seconds(spec, 3.0)?;
+    if rate.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return Err("parameter rate must be > 0".into());
     }
     let gen = LoadGen::new(server.addr(), server.pid())?;
     let (msgs, mut rtts, w) = gen.fixed_rate(
@@ -271,9 +290,9 @@ fn fixed_rate(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, Strin
 }
 
 fn syscalls(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, String> {
-    let conns: usize = spec.param("conns", 64);
-    let size: usize = spec.param("size", 64);
-    let messages: u64 = spec.param("messages", 20_000);
+    let conns = positive(spec, "conns", 64)?;
+    let size = positive(spec, "size", 64)?;
+    let messages = positive(spec, "messages", 20_000)? as u64;
     let gen = LoadGen::new(server.addr(), server.pid())?;
     let conns = gen.open(conns, size)?;
     // Warm-up, then pause (all connections idle) while strace attaches.
@@ -299,9 +318,9 @@ fn syscalls(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, String>
 }
 
 fn accept_churn(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, String> {
-    let loops: usize = spec.param("loops", 16);
-    let size: usize = spec.param("size", 64);
-    let secs: f64 = spec.param("secs", 3.0);
+    let loops = positive(spec, "loops", 16)?;
+    let size = positive(spec, "size", 64)?;
+    let secs = seconds(spec, 3.0)?;
     let gen = LoadGen::new(server.addr(), server.pid())?;
     let (n, w) = gen.accept_churn(loops, size, warmup_for(secs), Duration::from_secs_f64(secs))?;
     Ok(vec![with_cpu(
@@ -318,8 +337,8 @@ fn accept_churn(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, Str
 }
 
 fn http_server(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, String> {
-    let conns: usize = spec.param("conns", 64);
-    let secs: u64 = spec.param("secs", 3);
+    let conns = positive(spec, "conns", 64)?;
+    let secs = seconds(spec, 3.0)?.ceil() as u64;
     let server_before = (server.cpu()?, stats::run_queue_wait(Some(server.pid()))?);
     let run = wrk::run(server.addr(), conns, secs)?;
     let server_cpu = server.cpu()?.saturating_sub(server_before.0);
@@ -327,6 +346,9 @@ fn http_server(spec: &CellSpec, server: &ServerProcess) -> Result<Vec<Row>, Stri
     let r = &run.report;
     if r.requests == 0 {
         return Err("wrk completed no requests".into());
+    }
+    if r.non_2xx > 0 {
+        return Err(format!("{} responses were not 2xx/3xx", r.non_2xx));
     }
     let extras = |row: Row| {
         row.with("loadgen_cpu_pct", stats::cpu_pct(run.wrk_cpu, run.wall))
