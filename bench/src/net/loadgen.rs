@@ -159,13 +159,15 @@ impl LoadGen {
     pub fn open(&self, conns: usize, size: usize) -> Result<Vec<Conn>, String> {
         let addr = self.addr;
         self.ctx
-            .block_on(async move {
+            .block_on(timeout(JOIN_TIMEOUT, async move {
                 let mut v = Vec::with_capacity(conns);
                 for c in 0..conns {
                     v.push(Conn::open(addr, size, c).await?);
                 }
                 io::Result::Ok(v)
-            })
+            }))
+            .map_err(io::Error::from)
+            .and_then(|r| r)
             .map_err(|e| format!("connecting to {addr}: {e}"))
     }
 
@@ -180,7 +182,8 @@ impl LoadGen {
         max: usize,
     ) -> Result<(Vec<u64>, Window), String> {
         let mut conn = self.open(1, size)?.pop().expect("one connection");
-        let res = self.ctx.block_on(async {
+        let bound = warmup + secs + JOIN_TIMEOUT;
+        let measured = self.ctx.block_on(timeout(bound, async {
             let warm_end = Instant::now() + warmup;
             let mut n = 0;
             while Instant::now() < warm_end && n < MAX_PER_CONN {
@@ -199,8 +202,9 @@ impl LoadGen {
                 rtts.push(t0.elapsed().as_nanos() as u64);
             }
             Ok((rtts, self.window(mark)?))
-        });
-        res
+        }));
+        measured
+            .unwrap_or_else(|_| Err(format!("server stopped answering (run exceeded {bound:?})")))
     }
 
     /// `conns` connections ping-ponging `size` bytes as fast as the server
