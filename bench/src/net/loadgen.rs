@@ -12,7 +12,8 @@
 //! server that stops answering fails the cell instead of hanging it.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,8 +40,31 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Connects (with `TCP_NODELAY`); the message's bytes derive from `seed`.
     pub async fn open(addr: SocketAddr, size: usize, seed: usize) -> io::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let out: Box<[u8]> = (0..size).map(|i| (i * 31 + seed) as u8).collect();
+        Ok(Conn {
+            stream,
+            back: Some(vec![0u8; size].into_boxed_slice()),
+            out: Some(out),
+            seq: 0,
+        })
+    }
+
+    /// Like [`Conn::open`], connecting from source address `src` (port
+    /// chosen at connect, `IP_BIND_ADDRESS_NO_PORT`). The connect is a
+    /// blocking syscall: on loopback the kernel completes the handshake
+    /// inside it (the listener's backlog, far above the load's concurrency,
+    /// never drops the SYN).
+    pub fn open_from(
+        src: Ipv4Addr,
+        addr: SocketAddr,
+        size: usize,
+        seed: usize,
+    ) -> io::Result<Conn> {
+        let stream = TcpStream::from(connect_from(src, addr)?);
         stream.set_nodelay(true)?;
         let out: Box<[u8]> = (0..size).map(|i| (i * 31 + seed) as u8).collect();
         Ok(Conn {
@@ -86,27 +110,35 @@ struct Mark {
 /// What the load cost over a measurement window.
 #[derive(Clone, Copy, Debug)]
 pub struct Window {
+    /// Wall-clock length of the window.
     pub wall: Duration,
+    /// The server process's CPU time (`/proc/<pid>/stat`).
     pub server_cpu: Duration,
+    /// The load generator's CPU time (`getrusage(RUSAGE_SELF)`).
     pub loadgen_cpu: Duration,
     /// The load generator's `io_uring_enter` calls.
     pub loadgen_enters: u64,
     /// Time the server's and the generator's threads were runnable but
     /// waiting for their CPU (taken by some other process).
     pub server_wait: Duration,
+    /// See `server_wait`.
     pub loadgen_wait: Duration,
 }
 
 impl Window {
+    /// Server CPU in % of one CPU.
     pub fn server_cpu_pct(&self) -> f64 {
         stats::cpu_pct(self.server_cpu, self.wall)
     }
+    /// Load generator CPU in % of one CPU.
     pub fn loadgen_cpu_pct(&self) -> f64 {
         stats::cpu_pct(self.loadgen_cpu, self.wall)
     }
+    /// Server run-queue wait in % of the window.
     pub fn server_wait_pct(&self) -> f64 {
         stats::cpu_pct(self.server_wait, self.wall)
     }
+    /// Load generator run-queue wait in % of the window.
     pub fn loadgen_wait_pct(&self) -> f64 {
         stats::cpu_pct(self.loadgen_wait, self.wall)
     }
@@ -120,6 +152,7 @@ pub struct LoadGen {
 }
 
 impl LoadGen {
+    /// A generator for the server at `addr`, process `server_pid`.
     pub fn new(addr: SocketAddr, server_pid: u32) -> Result<LoadGen, String> {
         let ctx = IoContext::builder()
             .single_threaded(true)
@@ -345,6 +378,13 @@ impl LoadGen {
     /// `loops` tasks each repeating connect → write `size` bytes → read
     /// them back → close, for warm-up then `secs`; returns the connections
     /// completed in the measured window.
+    ///
+    /// The client closes first, so its side of every connection sits in
+    /// `TIME_WAIT`. From one source address those would crowd the
+    /// ephemeral-port range and the kernel's port search in `connect`
+    /// would become the generator's main cost (measured: a third of its
+    /// CPU), so loop `l` connects from its own loopback address
+    /// `127.0.1.<l+1>`, as clients on separate hosts would.
     pub fn accept_churn(
         &self,
         loops: usize,
@@ -362,7 +402,7 @@ impl LoadGen {
                     ringio::spawn(async move {
                         let mut n = 0;
                         while !stop.load(Ordering::Relaxed) && n < MAX_PER_CONN {
-                            let mut conn = Conn::open(addr, size, l).await?;
+                            let mut conn = Conn::open_from(source_addr(l), addr, size, l)?;
                             conn.round_trip().await?;
                             drop(conn);
                             count.fetch_add(1, Ordering::Relaxed);
@@ -384,6 +424,66 @@ impl LoadGen {
             join_all(tasks).await?;
             measured
         })
+    }
+}
+
+/// The source address of churn loop `l`: `127.0.1.<l % 254 + 1>`.
+fn source_addr(l: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1, (l % 254) as u8 + 1)
+}
+
+/// A TCP connection from `src` (any port) to `dst`, connected.
+fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> io::Result<std::net::TcpStream> {
+    let SocketAddr::V4(dst) = dst else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "IPv4 only"));
+    };
+    let sin = |a: SocketAddrV4| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let check = |rc: libc::c_int| {
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc)
+        }
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket syscalls; every pointer passed points at a live
+    // local of the size passed with it; the new fd is owned by `fd` at once.
+    unsafe {
+        let fd = check(libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+        ))?;
+        let fd = OwnedFd::from_raw_fd(fd);
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let one: libc::c_int = 1;
+        check(libc::setsockopt(
+            raw,
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ))?;
+        let local = sin(SocketAddrV4::new(src, 0));
+        check(libc::bind(
+            raw,
+            (&local as *const libc::sockaddr_in).cast(),
+            len,
+        ))?;
+        let remote = sin(dst);
+        check(libc::connect(
+            raw,
+            (&remote as *const libc::sockaddr_in).cast(),
+            len,
+        ))?;
+        Ok(std::net::TcpStream::from(fd))
     }
 }
 

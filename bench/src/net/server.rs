@@ -62,10 +62,12 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// Where the server listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

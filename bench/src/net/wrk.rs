@@ -11,6 +11,7 @@ use crate::pin;
 /// What one wrk run reported.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WrkReport {
+    /// wrk's `Requests/sec`.
     pub requests_per_sec: f64,
     /// `(percent, latency in µs)` from `--latency` (50, 75, 90, 99).
     pub latency_us: Vec<(f64, f64)>,
@@ -23,6 +24,7 @@ pub struct WrkReport {
 }
 
 impl WrkReport {
+    /// The latency (µs) at percentile `pct` (50, 75, 90, 99), if reported.
     pub fn latency_at(&self, pct: f64) -> Option<f64> {
         self.latency_us
             .iter()
@@ -33,8 +35,11 @@ impl WrkReport {
 
 /// A wrk run and the CPU time wrk used.
 pub struct WrkRun {
+    /// What wrk printed.
     pub report: WrkReport,
+    /// Wall time of the wrk process (start-up included).
     pub wall: Duration,
+    /// wrk's CPU time (`getrusage(RUSAGE_CHILDREN)` after reaping it).
     pub wrk_cpu: Duration,
 }
 

@@ -9,6 +9,7 @@ use compio::BufResult;
 
 use super::{Requests, Service, READ_BUF};
 
+/// Serves `service` on `addr` until the process is killed.
 pub fn serve(service: Service, addr: &str) -> io::Result<()> {
     let rt = compio::runtime::Runtime::new()?;
     rt.block_on(async move {

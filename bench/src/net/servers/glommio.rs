@@ -9,6 +9,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use super::{Requests, Service, READ_BUF};
 
+/// Serves `service` on `addr` until the process is killed.
 pub fn serve(service: Service, addr: &str) -> io::Result<()> {
     // Unbound: the process already pinned itself to the server CPU.
     let ex = LocalExecutorBuilder::new(Placement::Unbound)

@@ -34,11 +34,14 @@ const MAX_PENDING: usize = 64 * 1024;
 /// Which service a server runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Service {
+    /// Echo every byte back.
     Echo,
+    /// HTTP/1.1 keep-alive, one fixed response per request.
     Http,
 }
 
 impl Service {
+    /// `echo` or `http`.
     pub fn parse(s: &str) -> Result<Service, String> {
         match s {
             "echo" => Ok(Service::Echo),

@@ -8,6 +8,7 @@ use monoio::net::{TcpListener, TcpStream};
 
 use super::{Requests, Service, READ_BUF};
 
+/// Serves `service` on `addr` until the process is killed.
 pub fn serve(service: Service, addr: &str) -> io::Result<()> {
     let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .enable_timer()

@@ -9,6 +9,7 @@ use ringio::IoContext;
 
 use super::{Requests, Service, READ_BUF};
 
+/// Serves `service` on `addr` until the process is killed.
 pub fn serve(service: Service, addr: &str) -> io::Result<()> {
     let ctx = IoContext::builder().single_threaded(true).build()?;
     ctx.block_on(async move {

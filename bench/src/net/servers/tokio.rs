@@ -8,6 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{Requests, Service, READ_BUF};
 
+/// Serves `service` on `addr` until the process is killed.
 pub fn serve(service: Service, addr: &str) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
