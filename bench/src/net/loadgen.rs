@@ -27,6 +27,9 @@ use super::stats;
 
 /// How long stopped tasks may take to finish their last round trip.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a [`LoadGen::quota`] phase may take (it runs under strace,
+/// which slows a syscall-per-message server several times).
+const QUOTA_TIMEOUT: Duration = Duration::from_secs(120);
 /// Round trips per connection at most in one run (a count bound far above
 /// what a run reaches: 10 s at 10 M msgs/s on one connection).
 const MAX_PER_CONN: u64 = 100_000_000;
@@ -278,7 +281,7 @@ impl LoadGen {
             }
             .await;
             stop.store(true, Ordering::Relaxed);
-            join_all(tasks).await?;
+            join_all(tasks, JOIN_TIMEOUT).await?;
             measured
         })
     }
@@ -348,7 +351,11 @@ impl LoadGen {
             }
             .await;
             phase.store(STOP, Ordering::Relaxed);
-            let rtts: Vec<u64> = join_all(tasks).await?.into_iter().flatten().collect();
+            let rtts: Vec<u64> = join_all(tasks, JOIN_TIMEOUT)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
             Ok((rtts.len() as u64, rtts, window?))
         })
     }
@@ -371,7 +378,7 @@ impl LoadGen {
                     })
                 })
                 .collect();
-            join_all(tasks).await
+            join_all(tasks, QUOTA_TIMEOUT).await
         })
     }
 
@@ -421,7 +428,7 @@ impl LoadGen {
             }
             .await;
             stop.store(true, Ordering::Relaxed);
-            join_all(tasks).await?;
+            join_all(tasks, JOIN_TIMEOUT).await?;
             measured
         })
     }
@@ -487,9 +494,12 @@ fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> io::Result<std::net::TcpStrea
     }
 }
 
-/// Awaits every task, each within [`JOIN_TIMEOUT`] of the call.
-async fn join_all<T>(tasks: Vec<JoinHandle<io::Result<T>>>) -> Result<Vec<T>, String> {
-    let deadline = Instant::now() + JOIN_TIMEOUT;
+/// Awaits every task, all within `limit` of the call.
+async fn join_all<T>(
+    tasks: Vec<JoinHandle<io::Result<T>>>,
+    limit: Duration,
+) -> Result<Vec<T>, String> {
+    let deadline = Instant::now() + limit;
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -499,7 +509,7 @@ async fn join_all<T>(tasks: Vec<JoinHandle<io::Result<T>>>) -> Result<Vec<T>, St
             Ok(Err(e)) => return Err(format!("load task: {e}")),
             Err(_) => {
                 return Err(format!(
-                    "server stopped answering (no echo within {JOIN_TIMEOUT:?})"
+                    "server stopped answering (tasks not done within {limit:?})"
                 ))
             }
         }

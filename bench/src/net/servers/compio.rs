@@ -18,7 +18,7 @@ pub fn serve(service: Service, addr: &str) -> io::Result<()> {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    stream.set_nodelay(true)?;
+                    super::nodelay(stream.set_nodelay(true));
                     match service {
                         Service::Echo => compio::runtime::spawn(echo(stream)).detach(),
                         Service::Http => compio::runtime::spawn(http(stream)).detach(),

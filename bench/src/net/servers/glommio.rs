@@ -21,7 +21,7 @@ pub fn serve(service: Service, addr: &str) -> io::Result<()> {
         loop {
             match listener.accept().await {
                 Ok(stream) => {
-                    stream.set_nodelay(true)?;
+                    super::nodelay(stream.set_nodelay(true));
                     match service {
                         Service::Echo => glommio::spawn_local(echo(stream)).detach(),
                         Service::Http => glommio::spawn_local(http(stream)).detach(),

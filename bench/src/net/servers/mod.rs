@@ -72,6 +72,14 @@ fn ready(port: u16) -> io::Result<()> {
     out.flush()
 }
 
+/// Logs a failure to set `TCP_NODELAY` (a connection already reset by
+/// its peer); the connection is served anyway and fails on its own.
+fn nodelay<E: std::fmt::Display>(res: Result<(), E>) {
+    if let Err(e) = res {
+        eprintln!("TCP_NODELAY: {e}");
+    }
+}
+
 /// Logs an accept error; the accept loop carries on.
 fn accept_failed(e: &io::Error) {
     eprintln!("accept: {e}");

@@ -19,7 +19,7 @@ pub fn serve(service: Service, addr: &str) -> io::Result<()> {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    stream.set_nodelay(true)?;
+                    super::nodelay(stream.set_nodelay(true));
                     match service {
                         Service::Echo => drop(monoio::spawn(echo(stream))),
                         Service::Http => drop(monoio::spawn(http(stream))),

@@ -18,7 +18,7 @@ pub fn serve(service: Service, addr: &str) -> io::Result<()> {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    stream.set_nodelay(true)?;
+                    super::nodelay(stream.set_nodelay(true));
                     match service {
                         Service::Echo => drop(ringio::spawn(echo(stream))),
                         Service::Http => drop(ringio::spawn(http(stream))),
