@@ -8,8 +8,12 @@
 //! Every echoed message is checked byte for byte (its first 8 bytes carry a
 //! sequence number, so a stale or misrouted echo is caught). Every loop is
 //! bounded in time (a stop flag or a deadline) and in count (a cap per
-//! connection), and joining the tasks is bounded by [`JOIN_TIMEOUT`]: a
-//! server that stops answering fails the cell instead of hanging it.
+//! connection), and joining the tasks is bounded by [`JOIN_TIMEOUT`]
+//! ([`QUOTA_TIMEOUT`] for the strace phases): a server that stops
+//! answering fails the cell instead of hanging it.
+//!
+//! Connections are made with ringio's `TcpStream::connect`, except in
+//! `accept_churn` (see [`LoadGen::accept_churn`] for why).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
