@@ -1,0 +1,68 @@
+//! The servers on glommio: one `LocalExecutor` (io_uring), the streams
+//! through the `futures` `AsyncRead`/`AsyncWrite` traits glommio implements.
+
+use std::io;
+
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+
+use super::{Requests, Service, READ_BUF};
+
+/// Serves `service` on `addr` until the process is killed.
+pub fn serve(service: Service, addr: &str) -> io::Result<()> {
+    // Unbound: the process already pinned itself to the server CPU.
+    let ex = LocalExecutorBuilder::new(Placement::Unbound)
+        .make()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    ex.run(async move {
+        let listener = TcpListener::bind(addr)?;
+        super::ready(listener.local_addr()?.port())?;
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    super::nodelay(stream.set_nodelay(true));
+                    match service {
+                        Service::Echo => glommio::spawn_local(echo(stream)).detach(),
+                        Service::Http => glommio::spawn_local(http(stream)).detach(),
+                    };
+                }
+                Err(e) => super::accept_failed(&e.into()),
+            }
+        }
+    })
+}
+
+async fn echo(mut stream: TcpStream) {
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if stream.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn http(mut stream: TcpStream) {
+    let mut requests = Requests::default();
+    let mut buf = vec![0u8; READ_BUF];
+    let mut out = Vec::new();
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let count = match requests.feed(&buf[..n]) {
+            Some(0) => continue,
+            Some(count) => count,
+            None => return,
+        };
+        Requests::respond(count, &mut out);
+        if stream.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
