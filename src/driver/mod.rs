@@ -477,6 +477,7 @@ impl Driver {
         }
         // Pushed only now: `push` may enter the ring and reap again, which
         // must not happen while the CQ view above is alive.
+        let pushed = (rearm || !resubmit.is_empty()) && !core.closed;
         if rearm && !core.closed {
             // Nothing else can be done if even a flush cannot make room;
             // `push` only fails when the ring is gone or unenterable.
@@ -494,6 +495,14 @@ impl Driver {
                 core.slots.dispatch(key, -errno, 0, fx);
                 self.inflight.fetch_sub(1, Ordering::AcqRel);
             }
+        }
+        // Submit them now. A leader may already wait in the kernel, and
+        // this thread may go to sleep next without entering the ring: a
+        // re-arm of the wake-up poll left in the SQ would leave every later
+        // wake-up unheard (multi-threaded mode), a resubmitted op hung.
+        if pushed && self.may_enter(core) {
+            let _ = self.enter_submit(ring);
+            self.sync_sq_hint(ring);
         }
     }
 
