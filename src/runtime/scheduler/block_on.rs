@@ -55,13 +55,16 @@ impl Shared {
                         return v;
                     }
                 }
-                // Handlers run in batches until the future is woken (checked
-                // before each one).
+                // Handlers run in batches of up to EVENT_INTERVAL before the
+                // future is polled again: a future that awaits many tasks
+                // (join handles) finds them done instead of being woken and
+                // re-polled after each.
                 self.do_some(
                     frame,
                     WaitMode::Block,
                     &|| main.woken.load(Ordering::SeqCst),
-                    usize::MAX,
+                    super::EVENT_INTERVAL as usize,
+                    false,
                 );
             }
         })

@@ -269,6 +269,14 @@ impl Shared {
                 if q.push(r) == QueueWake::Leader {
                     self.driver.wake();
                 }
+                // Shutdown may have closed the context between the check
+                // above and the push, after its last drain: nothing would
+                // ever run or drop this task (and its Arc to the context
+                // would keep both alive). Shutdown drains again after
+                // CLOSED; whoever comes second drops it.
+                if self.lifecycle.load(Ordering::SeqCst) == CLOSED {
+                    drop(q.drain());
+                }
             }
             Queue::Single {
                 local,
@@ -474,7 +482,7 @@ impl Shared {
             let interrupt = || self.stopped();
             let mut n = 0;
             while n < limit {
-                let ran = self.do_some(frame, wait, &interrupt, limit - n);
+                let ran = self.do_some(frame, wait, &interrupt, limit - n, true);
                 if ran == 0 {
                     break;
                 }
@@ -486,7 +494,8 @@ impl Shared {
 
     /// One pass (Asio's `do_one`, see the module docs), except that a
     /// single-threaded context may run up to `max` ready handlers in one
-    /// call (checking `interrupt` and the event interval before each), so
+    /// call (checking the event interval before each, and `interrupt`
+    /// before each if `interrupt_each`, else only before the first), so
     /// the cost of the call is paid once per batch. Returns how many
     /// handlers ran; 0 means the caller must stop looping: interrupted, no
     /// outstanding work, nothing ready in `Poll` mode, or the `Until`
@@ -497,13 +506,22 @@ impl Shared {
         wait: WaitMode,
         interrupt: &dyn Fn() -> bool,
         max: usize,
+        interrupt_each: bool,
     ) -> usize {
         match &self.queue {
             Queue::Single {
                 local,
                 inject,
                 parker,
-            } => self.do_some_single(frame, wait, interrupt, max, local, inject, parker),
+            } => self.do_some_single(
+                frame,
+                wait,
+                interrupt,
+                (max, interrupt_each),
+                local,
+                inject,
+                parker,
+            ),
             Queue::Multi(q) => self.do_one_multi(frame, wait, interrupt, q),
         }
     }
@@ -514,14 +532,14 @@ impl Shared {
         frame: &Frame,
         wait: WaitMode,
         interrupt: &dyn Fn() -> bool,
-        max: usize,
+        (max, interrupt_each): (usize, bool),
         local: &ModeLock<VecDeque<Runnable>>,
         inject: &Inject<Remote>,
         parker: &Parker,
     ) -> usize {
         let mut ran = 0;
         loop {
-            if interrupt() {
+            if (ran == 0 || interrupt_each) && interrupt() {
                 return ran;
             }
             if frame.since_flush.get() >= EVENT_INTERVAL {

@@ -65,13 +65,18 @@ impl Shared {
         }
         fx.run();
         self.lifecycle.store(CLOSED, Ordering::SeqCst);
-        if let Queue::Single { inject, .. } = &self.queue {
-            for item in inject.take() {
-                match item {
-                    Remote::Task(r) => drop(r),
-                    Remote::Call(f) => f(self),
+        // Work queued by other threads that saw CLOSING just before the
+        // store above (see `Shared::schedule`).
+        match &self.queue {
+            Queue::Single { inject, .. } => {
+                for item in inject.take() {
+                    match item {
+                        Remote::Task(r) => drop(r),
+                        Remote::Call(f) => f(self),
+                    }
                 }
             }
+            Queue::Multi(q) => drop(q.drain()),
         }
     }
 }
