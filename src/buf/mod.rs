@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod repeat;
 mod slice;
 
 use std::io;

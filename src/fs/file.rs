@@ -120,47 +120,19 @@ impl File {
     /// in as many reads as it takes. `UnexpectedEof` if the file ends first
     /// (the bytes read so far are in `buf`).
     pub async fn read_exact_at<B: IoBufMut>(&self, buf: B, offset: u64) -> BufResult<(), B> {
-        let total = buf.bytes_total();
-        let mut done = 0;
-        let mut buf = buf;
-        while done < total {
-            let at = offset.saturating_add(done as u64);
-            let (res, slice) = self.read_at(buf.slice(done..total), at).await;
-            buf = slice.into_inner();
-            match res {
-                Ok(0) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("end of file after {done} of {total} bytes"),
-                    );
-                    return (Err(e), buf);
-                }
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
+        crate::buf::repeat::read_exact(buf, "file", |rest, done| {
+            self.read_at(rest, offset.saturating_add(done as u64))
+        })
+        .await
     }
 
     /// Writes all of `buf[..len]` at `offset`, in as many writes as it
     /// takes.
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, offset: u64) -> BufResult<(), B> {
-        let total = buf.bytes_init();
-        let mut done = 0;
-        let mut buf = buf;
-        while done < total {
-            let at = offset.saturating_add(done as u64);
-            let (res, slice) = self.write_at(buf.slice(done..total), at).await;
-            buf = slice.into_inner();
-            match res {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
+        crate::buf::repeat::write_all(buf, |rest, done| {
+            self.write_at(rest, offset.saturating_add(done as u64))
+        })
+        .await
     }
 
     /// Reads into `buf` at the cursor and advances the cursor by the count.
@@ -189,20 +161,7 @@ impl File {
     /// Writes all of `buf[..len]` at the cursor, advancing it as each write
     /// completes (see [`write`](File::write)).
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        let total = buf.bytes_init();
-        let mut done = 0;
-        let mut buf = buf;
-        while done < total {
-            let (res, slice) = self.write(buf.slice(done..total)).await;
-            buf = slice.into_inner();
-            match res {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
+        crate::buf::repeat::write_all(buf, |rest, _| self.write(rest)).await
     }
 
     /// The cursor: where the next stream [`read`](File::read) or

@@ -65,21 +65,7 @@ impl PipeWriter {
 
     /// Writes all of `buf[..len]`, in as many writes as it takes.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        let total = buf.bytes_init();
-        let mut slice = buf.slice(..total);
-        let mut done = 0;
-        while done < total {
-            let (res, s) = self.write(slice).await;
-            let buf = s.into_inner();
-            match res {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-            slice = buf.slice(done..total);
-        }
-        (Ok(()), slice.into_inner())
+        crate::buf::repeat::write_all(buf, |rest, _| self.write(rest)).await
     }
 }
 

@@ -199,45 +199,13 @@ impl Socket {
 
     /// Sends all of `buf[..bytes_init]`, in as many sends as it takes.
     pub(crate) async fn send_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        let total = buf.bytes_init();
-        let mut done = 0;
-        let mut buf = buf;
-        while done < total {
-            let (res, slice) = self.send(buf.slice(done..total)).await;
-            buf = slice.into_inner();
-            match res {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
+        crate::buf::repeat::write_all(buf, |rest, _| self.send(rest)).await
     }
 
     /// Fills `buf` up to its capacity (`bytes_total`), or fails with
     /// `UnexpectedEof` if the stream ends first.
     pub(crate) async fn recv_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        let total = buf.bytes_total();
-        let mut done = 0;
-        let mut buf = buf;
-        while done < total {
-            let (res, slice) = self.recv(buf.slice(done..total)).await;
-            buf = slice.into_inner();
-            match res {
-                Ok(0) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("stream ended after {done} of {total} bytes"),
-                    );
-                    return (Err(e), buf);
-                }
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
+        crate::buf::repeat::read_exact(buf, "stream", |rest, _| self.recv(rest)).await
     }
 
     /// Reads into several buffers in order (`RECVMSG` with an iovec each).
