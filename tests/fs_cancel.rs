@@ -11,40 +11,15 @@
 mod common;
 
 use std::future::Future;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use common::{assert_fds_back_to, each_mode, fd_exclusive, fd_shared, open_fds, poll_once};
+use common::{
+    assert_fds_back_to, each_mode, fd_exclusive, fd_shared, open_fds, poll_once, TempDir,
+};
 use ringio::fs::{self, File, OpenOptions};
 use ringio::time::{sleep, timeout};
 use ringio::IoContext;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("ringio-fs_cancel-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Polls `f` once (submitting its SQE) and drops it unless it finished.
 /// Every other call goes through a zero `timeout` instead, which polls the
@@ -238,7 +213,7 @@ fn cancelled_path_ops_are_all_or_nothing() {
 
                 assert!(!d.exists() || d.is_dir(), "[{mode}] #{i}");
                 let mut p = deep.clone();
-                while p != dir.0 {
+                while p != dir.path() {
                     assert!(!p.exists() || p.is_dir(), "[{mode}] #{i} {}", p.display());
                     p.pop();
                 }

@@ -11,43 +11,16 @@ mod common;
 use std::io::{ErrorKind, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use common::{
-    assert_fds_back_to, each_mode, fd_exclusive, fd_shared, open_fds, poll_outside, Mode,
+    assert_fds_back_to, each_mode, fd_exclusive, fd_shared, open_fds, poll_outside, Mode, TempDir,
 };
 use ringio::buf::{IoBuf, IoBufMut};
 use ringio::fs::{self, File, OpenOptions};
 use ringio::IoContext;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("ringio-fs_file-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `len` bytes of a pattern that differs with `seed` and with position.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -449,7 +422,7 @@ fn directories_give_eisdir() {
     each_mode(|mode, ctx| {
         let dir = TempDir::new("isdir");
         ctx.block_on(async {
-            let d = File::open(&dir.0).await.unwrap();
+            let d = File::open(&dir.path()).await.unwrap();
             let (res, _) = d.read_at(Vec::with_capacity(16), 0).await;
             assert_eq!(
                 res.unwrap_err().raw_os_error(),
@@ -460,12 +433,15 @@ fn directories_give_eisdir() {
             assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EISDIR));
             assert_eq!(d.position(), 0);
             assert!(d.metadata().await.unwrap().is_dir());
-            let err = File::create(&dir.0).await.unwrap_err();
+            let err = File::create(&dir.path()).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::IsADirectory, "[{mode}] {err}");
             assert!(err.to_string().contains("open"), "{err}");
-            let err = fs::read(&dir.0).await.unwrap_err();
+            let err = fs::read(&dir.path()).await.unwrap_err();
             assert_eq!(fs::raw_os_error(&err), Some(libc::EISDIR), "[{mode}] {err}");
-            assert!(err.to_string().contains(&*dir.0.to_string_lossy()), "{err}");
+            assert!(
+                err.to_string().contains(&*dir.path().to_string_lossy()),
+                "{err}"
+            );
         });
     });
 }

@@ -9,36 +9,10 @@
 mod common;
 
 use std::io::{self, ErrorKind};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
-use common::{each_mode, fd_shared};
+use common::{each_mode, fd_shared, TempDir};
 use ringio::fs;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("ringio-fs_paths-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Asserts `err` has `kind`, the OS code `errno`, and names `path`.
 #[track_caller]
@@ -146,7 +120,7 @@ fn concurrent_create_dir_all_of_one_tree() {
     let _fd = fd_shared();
     each_mode(|mode, ctx| {
         let dir = TempDir::new("mkdir-race");
-        let root = dir.0.clone();
+        let root = dir.path().to_path_buf();
         ctx.block_on(async move {
             let tasks: Vec<_> = (0..8)
                 .map(|i| {
@@ -233,7 +207,7 @@ fn metadata_of_paths_and_symlinks() {
         ctx.block_on(async {
             let m = fs::metadata(&file).await.unwrap();
             assert!(m.is_file() && m.len() == 1234, "[{mode}] {m:?}");
-            let d = fs::metadata(&dir.0).await.unwrap();
+            let d = fs::metadata(&dir.path()).await.unwrap();
             assert!(d.is_dir() && !d.is_file(), "[{mode}] {d:?}");
             let via = fs::metadata(&link).await.unwrap();
             assert!(
@@ -298,7 +272,11 @@ fn interior_nul_bytes_are_invalid_input_everywhere() {
             }
             assert!(ok.exists(), "[{mode}] nothing happened to the good path");
         });
-        assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 1, "[{mode}]");
+        assert_eq!(
+            std::fs::read_dir(&dir.path()).unwrap().count(),
+            1,
+            "[{mode}]"
+        );
     });
 }
 
@@ -320,7 +298,7 @@ fn read_of_a_file_too_big_for_memory_is_an_error_not_an_abort() {
         if let Err(e) = f.set_len(1 << 43) {
             panic!(
                 "cannot make an 8 TiB sparse file in {}: {e}",
-                dir.0.display()
+                dir.path().display()
             );
         }
         ctx.block_on(async {
