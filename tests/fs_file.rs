@@ -422,7 +422,7 @@ fn directories_give_eisdir() {
     each_mode(|mode, ctx| {
         let dir = TempDir::new("isdir");
         ctx.block_on(async {
-            let d = File::open(&dir.path()).await.unwrap();
+            let d = File::open(dir.path()).await.unwrap();
             let (res, _) = d.read_at(Vec::with_capacity(16), 0).await;
             assert_eq!(
                 res.unwrap_err().raw_os_error(),
@@ -433,10 +433,10 @@ fn directories_give_eisdir() {
             assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EISDIR));
             assert_eq!(d.position(), 0);
             assert!(d.metadata().await.unwrap().is_dir());
-            let err = File::create(&dir.path()).await.unwrap_err();
+            let err = File::create(dir.path()).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::IsADirectory, "[{mode}] {err}");
             assert!(err.to_string().contains("open"), "{err}");
-            let err = fs::read(&dir.path()).await.unwrap_err();
+            let err = fs::read(dir.path()).await.unwrap_err();
             assert_eq!(fs::raw_os_error(&err), Some(libc::EISDIR), "[{mode}] {err}");
             assert!(
                 err.to_string().contains(&*dir.path().to_string_lossy()),

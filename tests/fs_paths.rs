@@ -207,7 +207,7 @@ fn metadata_of_paths_and_symlinks() {
         ctx.block_on(async {
             let m = fs::metadata(&file).await.unwrap();
             assert!(m.is_file() && m.len() == 1234, "[{mode}] {m:?}");
-            let d = fs::metadata(&dir.path()).await.unwrap();
+            let d = fs::metadata(dir.path()).await.unwrap();
             assert!(d.is_dir() && !d.is_file(), "[{mode}] {d:?}");
             let via = fs::metadata(&link).await.unwrap();
             assert!(
@@ -273,7 +273,7 @@ fn interior_nul_bytes_are_invalid_input_everywhere() {
             assert!(ok.exists(), "[{mode}] nothing happened to the good path");
         });
         assert_eq!(
-            std::fs::read_dir(&dir.path()).unwrap().count(),
+            std::fs::read_dir(dir.path()).unwrap().count(),
             1,
             "[{mode}]"
         );
