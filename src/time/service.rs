@@ -20,9 +20,30 @@ use crate::time::store::TimerStore;
 
 const NONE: u64 = u64::MAX;
 
+/// Margin of [`TimerService::surely_future`]: two ticks of the coarse clock
+/// at HZ=100 (10 ms each), doubled.
+const COARSE_SLACK_NS: u64 = 40_000_000;
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds (the kernel's last tick; read
+/// through the vDSO without a syscall).
+fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes into the live `ts`; CLOCK_MONOTONIC_COARSE always exists
+    // on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
 pub(crate) struct TimerService {
     pub(crate) store: ModeLock<TimerStore>,
     base: Instant,
+    /// `CLOCK_MONOTONIC_COARSE` at about `base` (see [`Self::surely_future`]).
+    base_coarse: u64,
     /// Nearest armed deadline (ns since `base`), `NONE` if no timer is armed.
     next: AtomicU64,
     /// Deadline the multi-threaded leader sleeps until (ns), `NONE` if none.
@@ -39,10 +60,12 @@ pub(crate) struct Armed {
 impl TimerService {
     pub(crate) fn new(locking: bool) -> Self {
         let base = Instant::now();
+        let base_coarse = coarse_now_ns();
         let store = TimerStore::with_base(base);
         TimerService {
             store: ModeLock::new("timer", locking, store),
             base,
+            base_coarse,
             next: AtomicU64::new(NONE),
             leader_deadline: AtomicU64::new(NONE),
         }
@@ -60,18 +83,36 @@ impl TimerService {
         }
     }
 
+    /// `deadline` as nanoseconds since the base (compare with [`Self::arm_ns`]).
+    pub(crate) fn deadline_ns(&self, deadline: Instant) -> u64 {
+        self.ns(deadline)
+    }
+
+    /// Whether `when` (from [`deadline_ns`](Self::deadline_ns)) is certainly
+    /// still in the future, decided with the coarse clock (a few ns, no
+    /// precise clock read). `false` means "maybe not": ask `Instant::now()`.
+    ///
+    /// The coarse clock lags the precise one by at most one tick, and was
+    /// read within one tick of `base`, so the precise time since `base` is
+    /// at most the coarse time since `base_coarse` plus two ticks;
+    /// [`COARSE_SLACK_NS`] covers that with room to spare.
+    pub(crate) fn surely_future(&self, when: u64) -> bool {
+        let coarse = coarse_now_ns().saturating_sub(self.base_coarse);
+        when > coarse.saturating_add(COARSE_SLACK_NS)
+    }
+
     /// No timer armed: the scheduler skips expiry (and the clock read).
     pub(crate) fn is_empty(&self) -> bool {
         self.next.load(Ordering::Acquire) == NONE
     }
 
-    pub(crate) fn arm(
+    /// Arms a timer due at `when` (from [`deadline_ns`](Self::deadline_ns)).
+    pub(crate) fn arm_ns(
         &self,
         store: &mut ModeGuard<'_, TimerStore>,
-        deadline: Instant,
+        when: u64,
         waker: &Waker,
     ) -> Armed {
-        let when = store.ns(deadline);
         let key = store.insert_ns(when, Some(waker.clone()));
         self.publish(store);
         let wake_leader = when < self.leader_deadline.load(Ordering::Acquire);
@@ -137,5 +178,26 @@ impl TimerService {
     pub(crate) fn time_to_next(&self, now: Instant) -> Option<Duration> {
         let next = self.next.load(Ordering::Acquire);
         (next != NONE).then(|| Duration::from_nanos(next.saturating_sub(self.ns(now))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coarse_check_only_vouches_for_the_clear_future() {
+        let t = TimerService::new(false);
+        let now = Instant::now();
+        assert!(
+            !t.surely_future(t.deadline_ns(now)),
+            "now is not surely future"
+        );
+        assert!(!t.surely_future(t.deadline_ns(now - Duration::from_millis(5))));
+        assert!(
+            !t.surely_future(t.deadline_ns(now + Duration::from_millis(1))),
+            "within the slack: ask the precise clock"
+        );
+        assert!(t.surely_future(t.deadline_ns(now + Duration::from_secs(3600))));
     }
 }

@@ -107,18 +107,27 @@ impl Future for Sleep {
         }
         match &this.entry {
             None => {
-                if this.deadline <= Instant::now() {
+                let Some(shared) = Shared::current() else {
+                    if this.deadline <= Instant::now() {
+                        this.fired = true;
+                        return Poll::Ready(());
+                    }
+                    panic!(
+                        "ringio: a sleep or timeout was polled outside a running IoContext \
+                         (poll it inside a task, a handler or block_on)"
+                    );
+                };
+                // Already due? The coarse clock answers "certainly not" for
+                // most sleeps without a precise clock read.
+                let when = shared.timers.deadline_ns(this.deadline);
+                if !shared.timers.surely_future(when) && this.deadline <= Instant::now() {
                     this.fired = true;
                     return Poll::Ready(());
                 }
-                let shared = Shared::current().expect(
-                    "ringio: a sleep or timeout was polled outside a running IoContext \
-                     (poll it inside a task, a handler or block_on)",
-                );
                 let mut store = shared
                     .lock(&shared.timers.store)
                     .expect("the context running this thread is owned by it");
-                let armed = shared.timers.arm(&mut store, this.deadline, cx.waker());
+                let armed = shared.timers.arm_ns(&mut store, when, cx.waker());
                 drop(store);
                 if armed.wake_leader {
                     shared.wake_leader_for_timer();
