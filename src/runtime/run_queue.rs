@@ -385,6 +385,75 @@ mod loom_run_queue {
             assert_eq!(remaining.load(Ordering::SeqCst), 0);
         });
     }
+
+    /// As above with three items and runners that take one ahead into a
+    /// stash (half of the two left behind the first): every item runs,
+    /// nobody sleeps through work left in a stash or in the queue.
+    #[test]
+    fn loom_run_queue_with_stash() {
+        loom::model(|| {
+            let q = Arc::new(RunQueue::<u32>::new());
+            let efd = Arc::new(EventFd {
+                count: Mutex::new(0),
+                cond: Condvar::new(),
+            });
+            let remaining = Arc::new(AtomicUsize::new(3));
+            let runner = |q: Arc<RunQueue<u32>>, efd: Arc<EventFd>, rem: Arc<AtomicUsize>| {
+                move || {
+                    let mut stash = VecDeque::new();
+                    let done = |q: &RunQueue<u32>| {
+                        if rem.fetch_sub(1, Ordering::SeqCst) == 1 && q.wake_all() == Wake::Leader {
+                            efd.write();
+                        }
+                    };
+                    loop {
+                        if stash.pop_front().is_some() {
+                            done(&q);
+                            continue;
+                        }
+                        match q.next(
+                            WaitMode::Block,
+                            || false,
+                            || rem.load(Ordering::SeqCst) > 0,
+                            false,
+                            &mut stash,
+                            1,
+                        ) {
+                            Next::Run(_, wake) => {
+                                if wake == Wake::Leader {
+                                    efd.write();
+                                }
+                                done(&q);
+                            }
+                            Next::Lead => {
+                                if q.park_leader(|| rem.load(Ordering::SeqCst) == 0) {
+                                    efd.wait();
+                                }
+                                q.finish_lead(None);
+                            }
+                            Next::Idle => return,
+                            Next::Flush => unreachable!("never asked to flush"),
+                        }
+                    }
+                }
+            };
+            let r1 = loom::thread::spawn(runner(q.clone(), efd.clone(), remaining.clone()));
+            let poster = {
+                let (q, efd) = (q.clone(), efd.clone());
+                loom::thread::spawn(move || {
+                    for item in [1, 2, 3] {
+                        if q.push(item) == Wake::Leader {
+                            efd.write();
+                        }
+                    }
+                })
+            };
+            runner(q.clone(), efd.clone(), remaining.clone())();
+            r1.join().unwrap();
+            poster.join().unwrap();
+            assert_eq!(remaining.load(Ordering::SeqCst), 0);
+        });
+    }
 }
 
 #[cfg(test)]
