@@ -329,130 +329,99 @@ mod loom_run_queue {
         }
     }
 
-    #[test]
-    fn loom_run_queue_leader_follower() {
-        loom::model(|| {
-            let q = Arc::new(RunQueue::<u32>::new());
-            let efd = Arc::new(EventFd {
-                count: Mutex::new(0),
-                cond: Condvar::new(),
-            });
-            // Outstanding work: one item to be posted; runners stop once it ran.
-            let remaining = Arc::new(AtomicUsize::new(1));
-            let runner = |q: Arc<RunQueue<u32>>, efd: Arc<EventFd>, rem: Arc<AtomicUsize>| {
-                move || loop {
-                    match q.next(
-                        WaitMode::Block,
-                        || false,
-                        || rem.load(Ordering::SeqCst) > 0,
-                        false,
-                        &mut VecDeque::new(),
-                        0,
-                    ) {
-                        Next::Run(_, wake) => {
-                            if wake == Wake::Leader {
-                                efd.write();
-                            }
-                            rem.fetch_sub(1, Ordering::SeqCst);
-                            // Last work done: wake everyone (as stop() does).
-                            if q.wake_all() == Wake::Leader {
-                                efd.write();
-                            }
-                        }
-                        Next::Lead => {
-                            if q.park_leader(|| rem.load(Ordering::SeqCst) == 0) {
-                                efd.wait();
-                            }
-                            q.finish_lead(None);
-                        }
-                        Next::Idle => return,
-                        Next::Flush => unreachable!("never asked to flush"),
-                    }
+    /// A runner of the model: runs what it takes (and what it took ahead
+    /// into its stash, up to `take_more`), counts the outstanding work down
+    /// and, on the last unit, wakes everyone (as `stop()` does); leads by
+    /// waiting on the eventfd stand-in; returns when told `Idle`.
+    fn model_runner(
+        q: Arc<RunQueue<u32>>,
+        efd: Arc<EventFd>,
+        rem: Arc<AtomicUsize>,
+        take_more: usize,
+    ) -> impl FnOnce() {
+        move || {
+            let mut stash = VecDeque::new();
+            let done = |q: &RunQueue<u32>| {
+                if rem.fetch_sub(1, Ordering::SeqCst) == 1 && q.wake_all() == Wake::Leader {
+                    efd.write();
                 }
             };
-            let r1 = loom::thread::spawn(runner(q.clone(), efd.clone(), remaining.clone()));
-            let poster = {
-                let (q, efd) = (q.clone(), efd.clone());
-                loom::thread::spawn(move || {
-                    if q.push(7) == Wake::Leader {
-                        efd.write();
-                    }
-                })
-            };
-            runner(q.clone(), efd.clone(), remaining.clone())();
-            r1.join().unwrap();
-            poster.join().unwrap();
-            assert_eq!(remaining.load(Ordering::SeqCst), 0);
-        });
-    }
-
-    /// As above with three items and runners that take one ahead into a
-    /// stash (half of the two left behind the first): every item runs,
-    /// nobody sleeps through work left in a stash or in the queue.
-    #[test]
-    fn loom_run_queue_with_stash() {
-        loom::model(|| {
-            let q = Arc::new(RunQueue::<u32>::new());
-            let efd = Arc::new(EventFd {
-                count: Mutex::new(0),
-                cond: Condvar::new(),
-            });
-            let remaining = Arc::new(AtomicUsize::new(3));
-            let runner = |q: Arc<RunQueue<u32>>, efd: Arc<EventFd>, rem: Arc<AtomicUsize>| {
-                move || {
-                    let mut stash = VecDeque::new();
-                    let done = |q: &RunQueue<u32>| {
-                        if rem.fetch_sub(1, Ordering::SeqCst) == 1 && q.wake_all() == Wake::Leader {
+            loop {
+                if stash.pop_front().is_some() {
+                    done(&q);
+                    continue;
+                }
+                match q.next(
+                    WaitMode::Block,
+                    || false,
+                    || rem.load(Ordering::SeqCst) > 0,
+                    false,
+                    &mut stash,
+                    take_more,
+                ) {
+                    Next::Run(_, wake) => {
+                        if wake == Wake::Leader {
                             efd.write();
                         }
-                    };
-                    loop {
-                        if stash.pop_front().is_some() {
-                            done(&q);
-                            continue;
-                        }
-                        match q.next(
-                            WaitMode::Block,
-                            || false,
-                            || rem.load(Ordering::SeqCst) > 0,
-                            false,
-                            &mut stash,
-                            1,
-                        ) {
-                            Next::Run(_, wake) => {
-                                if wake == Wake::Leader {
-                                    efd.write();
-                                }
-                                done(&q);
-                            }
-                            Next::Lead => {
-                                if q.park_leader(|| rem.load(Ordering::SeqCst) == 0) {
-                                    efd.wait();
-                                }
-                                q.finish_lead(None);
-                            }
-                            Next::Idle => return,
-                            Next::Flush => unreachable!("never asked to flush"),
-                        }
+                        done(&q);
                     }
+                    Next::Lead => {
+                        if q.park_leader(|| rem.load(Ordering::SeqCst) == 0) {
+                            efd.wait();
+                        }
+                        q.finish_lead(None);
+                    }
+                    Next::Idle => return,
+                    Next::Flush => unreachable!("never asked to flush"),
                 }
-            };
-            let r1 = loom::thread::spawn(runner(q.clone(), efd.clone(), remaining.clone()));
+            }
+        }
+    }
+
+    /// Two runners and a thread posting `items` (runners taking up to
+    /// `take_more` ahead): every item runs and everyone returns.
+    fn model(items: u32, take_more: usize) {
+        loom::model(move || {
+            let q = Arc::new(RunQueue::<u32>::new());
+            let efd = Arc::new(EventFd {
+                count: Mutex::new(0),
+                cond: Condvar::new(),
+            });
+            let remaining = Arc::new(AtomicUsize::new(items as usize));
+            let r1 = loom::thread::spawn(model_runner(
+                q.clone(),
+                efd.clone(),
+                remaining.clone(),
+                take_more,
+            ));
             let poster = {
                 let (q, efd) = (q.clone(), efd.clone());
                 loom::thread::spawn(move || {
-                    for item in [1, 2, 3] {
+                    for item in 0..items {
                         if q.push(item) == Wake::Leader {
                             efd.write();
                         }
                     }
                 })
             };
-            runner(q.clone(), efd.clone(), remaining.clone())();
+            model_runner(q.clone(), efd.clone(), remaining.clone(), take_more)();
             r1.join().unwrap();
             poster.join().unwrap();
             assert_eq!(remaining.load(Ordering::SeqCst), 0);
         });
+    }
+
+    #[test]
+    fn loom_run_queue_leader_follower() {
+        model(1, 0);
+    }
+
+    /// Three items: the first runner takes one of the two left behind the
+    /// first into its stash. Fails with a deadlock if stashed tasks are
+    /// lost.
+    #[test]
+    fn loom_run_queue_with_stash() {
+        model(3, 1);
     }
 }
 
