@@ -21,6 +21,7 @@ use std::task::{Context, Poll, Waker};
 use io_uring::squeue;
 
 use crate::driver::slots::{CancelledOp, Completion, Effects};
+use crate::driver::Core;
 use crate::driver::{graveyard, no_context_completion};
 use crate::runtime::scheduler::Shared;
 
@@ -147,67 +148,51 @@ impl Shared {
 
     /// Cancels the op in slot `key`, which its owner keeps polling.
     pub(crate) fn cancel_op(self: &Arc<Self>, key: usize) {
-        let mut fx = Effects::default();
-        match self.lock_driver() {
-            Some(mut core) => {
-                self.driver.cancel_owned(&mut core, key);
-                if !crate::runtime::frame::is_running(self) {
-                    self.driver.flush(&mut core, &mut fx);
-                }
-            }
-            None => self.remote(Box::new(move |shared: &Shared| {
-                if let Some(mut core) = shared.lock_driver() {
-                    shared.driver.cancel_owned(&mut core, key);
-                }
-            })),
-        }
-        fx.run();
+        self.with_driver_anywhere(move |shared, core, _| shared.driver.cancel_owned(core, key));
     }
 
     /// Cancels every op on `fd` (they complete with `ECANCELED`), from any
     /// thread.
     pub(crate) fn cancel_fd(self: &Arc<Self>, fd: RawFd) {
-        let mut fx = Effects::default();
-        match self.lock_driver() {
-            Some(mut core) => {
-                let _ = self.driver.cancel_fd(&mut core, fd);
-                if !crate::runtime::frame::is_running(self) {
-                    self.driver.flush(&mut core, &mut fx);
-                }
-            }
-            None => self.remote(Box::new(move |shared: &Shared| {
-                if let Some(mut core) = shared.lock_driver() {
-                    let _ = shared.driver.cancel_fd(&mut core, fd);
-                }
-            })),
-        }
-        fx.run();
+        self.with_driver_anywhere(move |shared, core, _| {
+            let _ = shared.driver.cancel_fd(core, fd);
+        });
     }
 
     /// Hands a dropped op's data to its slot (and cancels it), from any
     /// thread: a single-threaded context's owner does it directly, other
     /// threads through the context's remote queue.
     pub(crate) fn drop_op(self: &Arc<Self>, key: usize, data: Box<dyn CancelledOp>) {
+        self.with_driver_anywhere(move |shared, core, fx| {
+            shared.driver.drop_op(core, key, data, fx)
+        });
+    }
+
+    /// Runs `f` with the driver's core, from any thread: directly where the
+    /// core can be locked (then, if this thread is not a runner of the
+    /// context, whatever `f` queued is submitted at once — no pass of ours
+    /// will, and the leader may sleep in the kernel), else on the owner
+    /// thread of a single-threaded context through its remote queue.
+    /// Wakers and garbage `f` produces are handled with no lock held.
+    fn with_driver_anywhere(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Shared, &mut Core, &mut Effects) + Send + 'static,
+    ) {
         let mut fx = Effects::default();
         match self.lock_driver() {
             Some(mut core) => {
-                self.driver.drop_op(&mut core, key, data, &mut fx);
+                f(self, &mut core, &mut fx);
                 if !crate::runtime::frame::is_running(self) {
-                    // Not a runner (multi-threaded): no pass of ours will
-                    // submit the cancel, and the leader may sleep in the
-                    // kernel. Submit it now.
                     self.driver.flush(&mut core, &mut fx);
                 }
             }
-            None => {
-                self.remote(Box::new(move |shared: &Shared| {
-                    let mut fx = Effects::default();
-                    if let Some(mut core) = shared.lock_driver() {
-                        shared.driver.drop_op(&mut core, key, data, &mut fx);
-                    }
-                    fx.run();
-                }));
-            }
+            None => self.remote(Box::new(move |shared: &Shared| {
+                let mut fx = Effects::default();
+                if let Some(mut core) = shared.lock_driver() {
+                    f(shared, &mut core, &mut fx);
+                }
+                fx.run();
+            })),
         }
         fx.run();
     }
