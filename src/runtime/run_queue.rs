@@ -27,8 +27,12 @@
 //!   leader out of the kernel, so ready work runs in parallel.
 //! * A runner that takes an item may take a few more into its own stash
 //!   (at most half of what is left, the rest is handed on as above), and
-//!   gives back what it has not run when it stops running
-//!   ([`RunQueue::give_back`]): fewer trips through this lock per task.
+//!   gives back what it has not run when it stops running or runs the
+//!   context again from inside a handler (a nested `block_on`)
+//!   ([`RunQueue::give_back`]): fewer trips through this lock per task. A
+//!   handler that blocks its thread (rather than awaiting) holds those few
+//!   tasks back until it returns; blocking in a handler is already a
+//!   mistake on any runner (`spawn_blocking` exists for it).
 //! * [`RunQueue::finish_lead`] hands completed work over, clears leadership and
 //!   wakes a follower (which may become the next leader).
 //!

@@ -433,6 +433,16 @@ impl Shared {
     /// thread already runs the context) and pushes a run frame for `f`.
     fn with_runner<R>(&self, ctx: &IoContext, f: impl FnOnce(&Frame) -> R) -> R {
         let nested = frame::is_running(self);
+        if nested {
+            // A handler runs the context again (a nested `block_on`): the
+            // tasks this thread took ahead must stay reachable — the nested
+            // loop may be waiting for one of them.
+            frame::with_frame_of(self, |outer| {
+                if let Some(outer) = outer {
+                    self.give_back_stash(outer);
+                }
+            });
+        }
         let _runner: Option<MutexGuard<'_, ()>> = (self.single_threaded && !nested)
             .then(|| self.runner.lock().unwrap_or_else(|e| e.into_inner()));
         let mut frame = Frame::new(ctx);
