@@ -52,6 +52,11 @@ use wakeup::{Wakeup, WAKEUP_TOKEN};
 /// user_data of `ASYNC_CANCEL` SQEs (their CQEs only count down `inflight`).
 pub(crate) const CANCEL_TOKEN: u64 = u64::MAX - 1;
 
+/// user_data of the `NOP`s another thread submits to end the leader's
+/// kernel wait (multi-threaded mode, see [`Driver::wake_surely`]); reaped and
+/// ignored.
+pub(crate) const NOP_WAKE_TOKEN: u64 = u64::MAX - 2;
+
 /// How long shutdown waits for cancelled ops' CQEs before it leaks their
 /// memory instead.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -135,10 +140,51 @@ impl Driver {
         unsafe { (*self.ring.get()).as_ref() }
     }
 
-    /// Wakes whoever waits in the kernel on this ring (any thread).
+    /// Wakes whoever waits in the kernel on this ring (any thread), by
+    /// writing the eventfd its multishot poll watches.
     pub(crate) fn wake(&self) {
         self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
         self.wakeup.wake();
+    }
+
+    /// [`wake`](Self::wake) for a wake that must not be lost even while
+    /// runner threads are leaving (a stop). Multi-threaded rings: a `NOP`
+    /// submitted by the calling thread, which completes inside that
+    /// thread's own `io_uring_enter`, posting its CQE and waking the waiter
+    /// directly. The eventfd poll's completion is instead delivered as task
+    /// work to whichever thread submitted the poll — a runner that may be
+    /// exiting at that moment — and a stop's wake was seen lost that way
+    /// (the leader slept on in the kernel with the context stopped; 1 in
+    /// about 50 runs of the 2-thread `io_context.multithreaded` bench cell).
+    /// Falls back to the eventfd when the ring's lock is busy; single-
+    /// threaded rings, which no other thread may enter, always use it.
+    pub(crate) fn wake_surely(&self) {
+        if !self.cfg.single_threaded && self.wake_by_nop() {
+            self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.wake();
+    }
+
+    /// See [`wake_surely`](Self::wake_surely). `false` if the lock was busy or the NOP
+    /// could not be queued.
+    fn wake_by_nop(&self) -> bool {
+        let Some(mut core) = self.core.try_lock() else {
+            return false;
+        };
+        let Some(ring) = self.ring() else {
+            return false;
+        };
+        if core.closed {
+            return false;
+        }
+        let nop = opcode::Nop::new().build().user_data(NOP_WAKE_TOKEN);
+        if self.push(&mut core, &nop).is_err() {
+            return false;
+        }
+        let ok = self.enter_submit(ring).is_ok();
+        self.sync_sq_hint(ring);
+        ok
     }
 
     pub(crate) fn inflight(&self) -> usize {
@@ -457,6 +503,7 @@ impl Driver {
                         }
                     }
                     CANCEL_TOKEN => done += 1,
+                    NOP_WAKE_TOKEN => {}
                     key => {
                         let d = core
                             .slots

@@ -238,7 +238,7 @@ impl Shared {
             Queue::Single { parker, .. } => parker.unpark(),
         };
         if wake {
-            self.driver.wake();
+            self.driver.wake_surely();
         }
     }
 
