@@ -176,3 +176,37 @@ fn options_and_bad_input() {
         });
     });
 }
+
+#[test]
+fn names_resolve_off_the_runner_and_listener_options() {
+    each_mode(|_, ctx| {
+        ctx.block_on(async {
+            // `send_to` and `connect` with a host name go through lookup_host.
+            let a = UdpSocket::bind("localhost:0").unwrap();
+            let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = b.local_addr().unwrap().port();
+            let (res, _) = a.send_to(b"named".to_vec(), ("localhost", port)).await;
+            match res {
+                Ok(n) => {
+                    assert_eq!(n, 5);
+                    let (res, buf) = b.recv_from(Vec::with_capacity(8)).await;
+                    assert_eq!(&buf[..res.unwrap().0], b"named");
+                }
+                // localhost resolved to ::1 only while `a` is IPv4: an
+                // address-family error, not a panic or a hang.
+                Err(e) => assert!(e.raw_os_error().is_some(), "{e}"),
+            }
+            let e = a.connect("no-such-host.invalid:9").await.unwrap_err();
+            assert!(e.to_string().contains("no-such-host.invalid"), "{e}");
+            // TcpListener options.
+            let l = ringio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.set_ttl(9).unwrap();
+            let s = ringio::net::TcpStream::connect(l.local_addr().unwrap())
+                .await
+                .unwrap();
+            s.set_linger(Some(Duration::from_secs(1))).unwrap();
+            s.set_ttl(17).unwrap();
+            assert!(!s.nodelay().unwrap());
+        });
+    });
+}

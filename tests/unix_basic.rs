@@ -223,3 +223,52 @@ fn no_fd_leak_across_many_pairs_and_connections() {
         }
     });
 }
+
+#[test]
+fn incoming_std_conversions_and_datagram_addresses() {
+    use futures_util::StreamExt;
+    each_mode(|_, ctx| {
+        let _fds = common::fd_shared();
+        let (pl, pd) = (temp_path("inc"), temp_path("dgaddr"));
+        ctx.block_on(async {
+            // A std listener adopted, accepting through `incoming()`.
+            let std_listener = std::os::unix::net::UnixListener::bind(&pl).unwrap();
+            let listener = UnixListener::from(std_listener);
+            let p2 = pl.clone();
+            let client = ringio::spawn(async move {
+                let s = UnixStream::connect(&p2).await.unwrap();
+                let (res, _) = s.write_all(b"in".to_vec()).await;
+                res.unwrap();
+            });
+            let mut incoming = listener.incoming();
+            let s = incoming.next().await.unwrap().unwrap();
+            let (res, buf) = s.read_exact(Vec::with_capacity(2)).await;
+            res.unwrap();
+            assert_eq!(buf, b"in");
+            assert_eq!(s.local_addr().unwrap().as_pathname(), Some(pl.as_path()));
+            client.await.unwrap();
+
+            // A std stream adopted.
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let (a, b) = (UnixStream::from(a), UnixStream::from(b));
+            let (res, _) = a.write(b"x".to_vec()).await;
+            res.unwrap();
+            let (res, _) = b.read(Vec::with_capacity(1)).await;
+            assert_eq!(res.unwrap(), 1);
+
+            // Datagram addresses, shutdown, and a std datagram adopted.
+            let d = UnixDatagram::from(std::os::unix::net::UnixDatagram::bind(&pd).unwrap());
+            assert_eq!(d.local_addr().unwrap().as_pathname(), Some(pd.as_path()));
+            assert!(d.peer_addr().is_err(), "not connected");
+            let (x, y) = UnixDatagram::pair().unwrap();
+            assert!(x.peer_addr().unwrap().is_unnamed());
+            y.shutdown(std::net::Shutdown::Read).unwrap();
+            let (res, _) = y.recv(Vec::with_capacity(4)).await;
+            assert_eq!(res.unwrap(), 0, "read side shut down: end of data");
+            let name = format!("{:?}", x.local_addr().unwrap());
+            assert!(name.contains("unnamed"), "{name}");
+        });
+        std::fs::remove_file(&pl).unwrap();
+        std::fs::remove_file(&pd).unwrap();
+    });
+}
