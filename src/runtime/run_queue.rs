@@ -433,44 +433,26 @@ mod loom_run_queue {
 mod tests {
     use super::*;
 
+    /// `next` for a runner that always has outstanding work, is never
+    /// stopped and takes nothing ahead.
+    fn next_of(q: &RunQueue<u32>, mode: WaitMode, must_flush: bool) -> Next<u32> {
+        q.next(mode, || false, || true, must_flush, &mut VecDeque::new(), 0)
+    }
+
     #[test]
     fn first_runner_leads_and_push_wakes_parked_leader() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(
-            q.next(
-                WaitMode::Poll,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Lead
-        ));
+        assert!(matches!(next_of(&q, WaitMode::Poll, false), Next::Lead));
         assert!(q.park_leader(|| false));
         assert_eq!(q.push(1), Wake::Leader);
         assert_eq!(q.push(2), Wake::Nobody, "one eventfd write per park");
         q.finish_lead(None);
         assert!(matches!(
-            q.next(
-                WaitMode::Poll,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
+            next_of(&q, WaitMode::Poll, false),
             Next::Run(1, _)
         ));
         assert!(matches!(
-            q.next(
-                WaitMode::Poll,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
+            next_of(&q, WaitMode::Poll, false),
             Next::Run(2, _)
         ));
     }
@@ -478,32 +460,12 @@ mod tests {
     #[test]
     fn park_refused_when_work_or_stop_arrived() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(
-            q.next(
-                WaitMode::Block,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Lead
-        ));
+        assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
         assert_eq!(q.push(1), Wake::Nobody, "leader not parked yet");
         assert!(!q.park_leader(|| false));
         q.finish_lead(None);
         assert_eq!(q.drain(), vec![1]);
-        assert!(matches!(
-            q.next(
-                WaitMode::Block,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Lead
-        ));
+        assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
         assert!(!q.park_leader(|| true));
     }
 
@@ -511,30 +473,10 @@ mod tests {
     fn second_push_of_a_burst_wakes_the_leader_not_the_signalled_follower() {
         use std::sync::Arc;
         let q = Arc::new(RunQueue::<u32>::new());
-        assert!(matches!(
-            q.next(
-                WaitMode::Block,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Lead
-        ));
+        assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
         let q2 = q.clone();
         let follower = std::thread::spawn(move || {
-            matches!(
-                q2.next(
-                    WaitMode::Block,
-                    || false,
-                    || true,
-                    false,
-                    &mut VecDeque::new(),
-                    0
-                ),
-                Next::Run(..)
-            )
+            matches!(next_of(&q2, WaitMode::Block, false), Next::Run(..))
         });
         while q.lock().idle_followers == 0 {
             std::thread::yield_now();
@@ -554,55 +496,15 @@ mod tests {
     #[test]
     fn follower_with_queued_submissions_flushes_before_sleeping() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(
-            q.next(
-                WaitMode::Block,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Lead
-        ));
-        assert!(matches!(
-            q.next(
-                WaitMode::Block,
-                || false,
-                || true,
-                true,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Flush
-        ));
-        assert!(matches!(
-            q.next(
-                WaitMode::Poll,
-                || false,
-                || true,
-                true,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Idle
-        ));
+        assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
+        assert!(matches!(next_of(&q, WaitMode::Block, true), Next::Flush));
+        assert!(matches!(next_of(&q, WaitMode::Poll, true), Next::Idle));
     }
 
     #[test]
     fn earlier_timer_makes_leadership_stale() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(
-            q.next(
-                WaitMode::Block,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Lead
-        ));
+        assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
         assert_eq!(q.wake_leader(), Wake::Nobody);
         assert!(!q.park_leader(|| false), "stale deadline: recompute first");
         assert!(q.park_leader(|| false));
@@ -612,40 +514,10 @@ mod tests {
     #[test]
     fn follower_poll_and_deadline_return_idle() {
         let q = RunQueue::<u32>::new();
-        assert!(matches!(
-            q.next(
-                WaitMode::Poll,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Lead
-        ));
-        assert!(matches!(
-            q.next(
-                WaitMode::Poll,
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Idle
-        ));
+        assert!(matches!(next_of(&q, WaitMode::Poll, false), Next::Lead));
+        assert!(matches!(next_of(&q, WaitMode::Poll, false), Next::Idle));
         let t = Instant::now() + std::time::Duration::from_millis(5);
-        assert!(matches!(
-            q.next(
-                WaitMode::Until(t),
-                || false,
-                || true,
-                false,
-                &mut VecDeque::new(),
-                0
-            ),
-            Next::Idle
-        ));
+        assert!(matches!(next_of(&q, WaitMode::Until(t), false), Next::Idle));
         assert!(Instant::now() >= t);
         assert!(matches!(
             q.next(
