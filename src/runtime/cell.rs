@@ -56,6 +56,7 @@ impl<T> ModeLock<T> {
     /// In single-threaded mode (`!is_locking()`), the calling thread must be
     /// the context's current owner thread, and no other thread may hold that
     /// role until the guard is dropped.
+    #[inline]
     pub(crate) unsafe fn lock_unchecked(&self) -> ModeGuard<'_, T> {
         let mutex = self
             .mutex
@@ -95,6 +96,7 @@ pub(crate) struct ModeGuard<'a, T> {
 
 impl<T> Deref for ModeGuard<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         // SAFETY: the guard proves exclusive access (see the module docs).
         unsafe { &*self.lock.value.get() }
@@ -102,6 +104,7 @@ impl<T> Deref for ModeGuard<'_, T> {
 }
 
 impl<T> DerefMut for ModeGuard<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: the guard proves exclusive access (see the module docs).
         unsafe { &mut *self.lock.value.get() }
@@ -109,6 +112,7 @@ impl<T> DerefMut for ModeGuard<'_, T> {
 }
 
 impl<T> Drop for ModeGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         // Cleared before the mutex guard (a later field) is released.
         self.lock.borrowed.set(false);

@@ -132,6 +132,7 @@ pub(crate) fn with_innermost<R>(f: impl FnOnce(Option<&Frame>) -> R) -> R {
 }
 
 /// Calls `f` with the innermost frame of `shared` on this thread, if any.
+#[inline]
 pub(crate) fn with_frame_of<R>(shared: &Shared, f: impl FnOnce(Option<&Frame>) -> R) -> R {
     CURRENT.with(|c| {
         let mut p = c.get();
@@ -148,6 +149,7 @@ pub(crate) fn with_frame_of<R>(shared: &Shared, f: impl FnOnce(Option<&Frame>) -
 }
 
 /// Whether the current thread is inside a run frame of `shared`.
+#[inline]
 pub(crate) fn is_running(shared: &Shared) -> bool {
     with_frame_of(shared, |f| f.is_some())
 }

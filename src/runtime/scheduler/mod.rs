@@ -55,7 +55,6 @@
 //!    leak (never free) the memory of those that do not come back.
 //! 6. Close the ring. From now on a stray wake drops its task at once.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -75,7 +74,6 @@ use crate::runtime::frame::{self, Frame};
 use crate::runtime::metrics::Counters;
 use crate::runtime::park::{Inject, Parker};
 use crate::runtime::run_queue::{Next, RunQueue, WaitMode, Wake as QueueWake};
-use crate::runtime::task::TaskMeta;
 use crate::time::service::TimerService;
 
 mod block_on;
@@ -89,7 +87,8 @@ pub(crate) const EVENT_INTERVAL: u32 = 61;
 /// lock (besides the one it runs), at most half of what is left.
 const STASH_MAX: usize = 16;
 
-pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
+pub(crate) use crate::runtime::task::Runnable;
+use crate::runtime::task::TaskQueue;
 
 /// Work handed to a single-threaded context's owner by other threads.
 pub(crate) enum Remote {
@@ -100,7 +99,7 @@ pub(crate) enum Remote {
 enum Queue {
     Multi(RunQueue<Runnable>),
     Single {
-        local: ModeLock<VecDeque<Runnable>>,
+        local: ModeLock<TaskQueue>,
         inject: Inject<Remote>,
         parker: Parker,
     },
@@ -143,7 +142,7 @@ impl Shared {
         let driver = Driver::new(cfg)?;
         let queue = if st {
             Queue::Single {
-                local: ModeLock::new("ready queue", false, VecDeque::with_capacity(256)),
+                local: ModeLock::new("ready queue", false, TaskQueue::new()),
                 inject: Inject::new(),
                 parker: Parker::new(),
             }
@@ -296,6 +295,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     fn run_task(&self, frame: &Frame, r: Runnable) {
         frame.polled.set(frame.polled.get() + 1);
         frame.since_flush.set(frame.since_flush.get() + 1);
@@ -305,10 +305,8 @@ impl Shared {
 
     /// The local ready queue of a single-threaded context, for its owner
     /// (the caller runs it: `do_one_single`, `drain_inject`).
-    fn owner_queue<'a>(
-        &self,
-        local: &'a ModeLock<VecDeque<Runnable>>,
-    ) -> ModeGuard<'a, VecDeque<Runnable>> {
+    #[inline]
+    fn owner_queue<'a>(&self, local: &'a ModeLock<TaskQueue>) -> ModeGuard<'a, TaskQueue> {
         debug_assert!(frame::is_running(self));
         // SAFETY: only called on the thread running this single-threaded
         // context (inside `with_runner`), which is its owner; the guard's
@@ -319,6 +317,7 @@ impl Shared {
     /// Queues a task woken on a thread that runs this context (its run
     /// frame is on this thread's stack): a single-threaded context's owner
     /// pushes to its local queue with no further check.
+    #[inline]
     pub(crate) fn schedule_here(&self, r: Runnable) {
         match &self.queue {
             Queue::Single { local, .. } if self.lifecycle.load(Ordering::Acquire) != CLOSED => {
@@ -543,7 +542,7 @@ impl Shared {
         wait: WaitMode,
         interrupt: &dyn Fn() -> bool,
         (max, interrupt_each): (usize, bool),
-        local: &ModeLock<VecDeque<Runnable>>,
+        local: &ModeLock<TaskQueue>,
         inject: &Inject<Remote>,
         parker: &Parker,
     ) -> usize {

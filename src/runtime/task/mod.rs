@@ -1,7 +1,8 @@
 //! Tasks: spawning, the task wrapper, [`JoinHandle`] and [`JoinError`].
 //!
-//! Task cells, reference counts and wakers come from `async-task`. Around
-//! the user's future sits a [`TaskFuture`] that
+//! Task cells, reference counts and wakers are ringio's own ([`raw`], with
+//! the state word in [`state`]). Around the user's future sits a
+//! [`TaskFuture`] that
 //! * registers the task's waker in the context's task registry the first
 //!   time the task returns `Pending` (so the context *owns* every live task:
 //!   shutdown wakes each one so it is dropped, even one pending with no
@@ -17,22 +18,28 @@
 //! woken), being polled, or in the registry, so shutdown can reach all of
 //! them.
 
-use std::any::Any;
+mod join_error;
+mod queue;
+mod raw;
+mod state;
+
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_task::{Builder, FallibleTask};
+pub use join_error::JoinError;
+pub(crate) use queue::TaskQueue;
+pub(crate) use raw::Runnable;
 
-use crate::runtime::scheduler::{Runnable, Shared};
+use crate::runtime::scheduler::Shared;
 
 const UNREGISTERED: usize = usize::MAX;
 
-/// Per-task state kept in the `async-task` header.
+/// Per-task state kept in the task cell's header.
 pub(crate) struct TaskMeta {
     shared: Arc<Shared>,
     aborted: AtomicBool,
@@ -40,6 +47,7 @@ pub(crate) struct TaskMeta {
     key: AtomicUsize,
 }
 
+#[inline]
 fn schedule(r: Runnable) {
     let shared = &r.metadata().shared;
     if crate::runtime::frame::is_running(shared) {
@@ -56,7 +64,23 @@ fn schedule(r: Runnable) {
 
 /// Spawns `fut` on `shared`. A closing context refuses: the future is
 /// dropped at once and the handle reports cancellation.
+#[inline]
 pub(crate) fn spawn<F>(shared: Arc<Shared>, fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (runnable, handle) = spawn_unscheduled(shared, fut);
+    if let Some(r) = runnable {
+        schedule(r);
+    }
+    handle
+}
+
+/// Creates the task of `spawn` without queueing it: its `Runnable`, or
+/// `None` if the context is closing (the future is then already dropped).
+#[inline]
+fn spawn_unscheduled<F>(shared: Arc<Shared>, fut: F) -> (Option<Runnable>, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -71,32 +95,28 @@ where
         aborted: AtomicBool::new(false),
         key: AtomicUsize::new(UNREGISTERED),
     };
-    let (runnable, task) = Builder::new().metadata(meta).spawn(
-        move |meta: &TaskMeta| TaskFuture {
-            inner: Some(fut),
-            meta: MetaRef(meta as *const TaskMeta),
-            counted: !refused,
-        },
-        schedule,
-    );
+    let (runnable, join) = raw::allocate(meta, |meta| TaskFuture {
+        inner: Some(fut),
+        meta: MetaRef(meta),
+        counted: !refused,
+    });
+    let handle = JoinHandle {
+        join: Some(join),
+        _output: std::marker::PhantomData,
+    };
     if refused {
         drop(runnable);
-    } else {
-        runnable.schedule();
+        return (None, handle);
     }
-    let meta = MetaRef(task.metadata() as *const TaskMeta);
-    JoinHandle {
-        task: Some(task.fallible()),
-        meta,
-    }
+    (Some(runnable), handle)
 }
 
 /// A pointer to the task's own metadata.
 struct MetaRef(*const TaskMeta);
 
-// SAFETY: the metadata lives in the task allocation, which `async-task`
-// frees only after the future and every `Task` handle (the two holders of a
-// `MetaRef`) are gone; `TaskMeta` is `Sync`, so sharing it is fine.
+// SAFETY: the metadata lives in the task cell, which is freed only after
+// its future (the holder of a `MetaRef`) is gone; `TaskMeta` is `Sync`, so
+// sharing it is fine.
 unsafe impl Send for MetaRef {}
 // SAFETY: as above; `&MetaRef` only hands out `&TaskMeta`.
 unsafe impl Sync for MetaRef {}
@@ -118,6 +138,7 @@ struct TaskFuture<F> {
 impl<F: Future> Future for TaskFuture<F> {
     type Output = Result<F::Output, JoinError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `inner` is structurally pinned: it is only dropped in place
         // (set to None), never moved; the other fields are not pinned.
@@ -161,8 +182,10 @@ impl<F: Future> Future for TaskFuture<F> {
 
 impl<F> Drop for TaskFuture<F> {
     fn drop(&mut self) {
-        // The user's future goes first: it may still need the context.
-        self.inner = None;
+        // The user's future goes first: it may still need the context. A
+        // panic in its destructor must not skip the bookkeeping below.
+        let inner = &mut self.inner;
+        let _ = catch_unwind(AssertUnwindSafe(|| *inner = None));
         let meta = self.meta.get();
         let key = meta.key.swap(UNREGISTERED, Ordering::SeqCst);
         if key != UNREGISTERED {
@@ -192,10 +215,9 @@ impl<F> Drop for TaskFuture<F> {
 /// dropped by the context's shutdown). Dropping the handle *detaches* the
 /// task: it keeps running.
 pub struct JoinHandle<T> {
-    task: Option<FallibleTask<Result<T, JoinError>, TaskMeta>>,
-    /// The task's metadata; valid while `task` is `Some` (the handle holds
-    /// a reference to the task allocation).
-    meta: MetaRef,
+    /// `None` once the output was taken.
+    join: Option<raw::JoinRef>,
+    _output: std::marker::PhantomData<fn() -> T>,
 }
 
 impl<T> JoinHandle<T> {
@@ -204,11 +226,11 @@ impl<T> JoinHandle<T> {
     /// flight, and awaiting this handle yields a cancelled [`JoinError`].
     /// Does nothing if the task already finished.
     pub fn abort(&self) {
-        let Some(task) = &self.task else { return };
-        if task.is_finished() {
+        let Some(join) = &self.join else { return };
+        if join.is_complete() {
             return;
         }
-        let meta = self.meta.get();
+        let meta = join.metadata();
         meta.aborted.store(true, Ordering::SeqCst);
         let key = meta.key.load(Ordering::SeqCst);
         if key == UNREGISTERED {
@@ -232,7 +254,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the task has finished (completed, panicked or cancelled).
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|t| t.is_finished())
+        self.join.as_ref().is_none_or(raw::JoinRef::is_complete)
     }
 }
 
@@ -240,23 +262,18 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(task) = self.task.as_mut() else {
+        let Some(join) = self.join.as_mut() else {
             panic!("ringio: JoinHandle polled after it completed");
         };
-        match Pin::new(task).poll(cx) {
+        // SAFETY: the task was created by `spawn` with a `TaskFuture` whose
+        // output is `Result<T, JoinError>`, and a taken output clears `join`.
+        let out = unsafe { join.poll_output::<Result<T, JoinError>>(cx) };
+        match out {
             Poll::Ready(out) => {
-                self.task = None;
+                self.join = None;
                 Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
             }
             Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<T> Drop for JoinHandle<T> {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.detach();
         }
     }
 }
@@ -266,98 +283,5 @@ impl<T> fmt::Debug for JoinHandle<T> {
         f.debug_struct("JoinHandle")
             .field("finished", &self.is_finished())
             .finish()
-    }
-}
-
-/// Why a task produced no output.
-pub struct JoinError {
-    repr: Repr,
-}
-
-enum Repr {
-    Cancelled,
-    // Mutex only to make JoinError Sync (the payload is Send, not Sync).
-    Panic(Mutex<Box<dyn Any + Send + 'static>>),
-}
-
-impl JoinError {
-    fn cancelled() -> Self {
-        JoinError {
-            repr: Repr::Cancelled,
-        }
-    }
-
-    fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
-        JoinError {
-            repr: Repr::Panic(Mutex::new(payload)),
-        }
-    }
-
-    /// The task was aborted or dropped by shutdown.
-    pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, Repr::Cancelled)
-    }
-
-    /// The task panicked.
-    pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic(_))
-    }
-
-    /// The panic payload, to resume the panic with
-    /// `std::panic::resume_unwind`.
-    ///
-    /// # Panics
-    ///
-    /// If the error is not a panic.
-    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.try_into_panic()
-            .expect("ringio: JoinError::into_panic on a cancellation")
-    }
-
-    /// The panic payload, or the error itself if it is not a panic.
-    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
-        match self.repr {
-            Repr::Panic(p) => Ok(p.into_inner().unwrap_or_else(|e| e.into_inner())),
-            Repr::Cancelled => Err(self),
-        }
-    }
-
-    fn panic_message(&self) -> Option<String> {
-        let Repr::Panic(p) = &self.repr else {
-            return None;
-        };
-        let p = p.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            p.downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "Box<dyn Any>".to_string()),
-        )
-    }
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.panic_message() {
-            None => f.write_str("task was cancelled"),
-            Some(msg) => write!(f, "task panicked: {msg}"),
-        }
-    }
-}
-
-impl fmt::Debug for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.panic_message() {
-            None => f.write_str("JoinError::Cancelled"),
-            Some(msg) => write!(f, "JoinError::Panic({msg:?})"),
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}
-
-impl From<JoinError> for std::io::Error {
-    fn from(e: JoinError) -> std::io::Error {
-        std::io::Error::other(e)
     }
 }

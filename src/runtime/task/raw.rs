@@ -1,0 +1,447 @@
+//! The task cell: one allocation holding a task's state word, its future or
+//! output, its join waker and its [`TaskMeta`], with the [`Runnable`] that
+//! polls it, the `Waker` that schedules it and the [`JoinRef`] behind a
+//! `JoinHandle`.
+//!
+//! # Protocol
+//!
+//! The transitions live in [`super::state`]; this file does what each one
+//! allows:
+//! * `Runnable::run` polls the future. `Pending`: re-queue the same
+//!   `Runnable` if woken during the poll, else release its reference.
+//!   `Ready`: the future is dropped, the output written, then `COMPLETE` is
+//!   set and the join waker woken.
+//! * Dropping a `Runnable` without running it (a closed context) cancels
+//!   the task: the future is dropped and the task completes with no output,
+//!   which the `JoinHandle` reports as cancelled.
+//! * The stage (future, output) is touched only by the holder of the
+//!   `Runnable` while `RUNNING`, then, once `COMPLETE`, by the output's
+//!   owner (the `JoinHandle`, or the runner if the handle is gone) — never
+//!   by two threads at once.
+//! * The join waker slot is guarded by `awaiter_locked`, a spin flag held
+//!   for a pointer swap only (no waker is cloned, woken or dropped under
+//!   it). The handle stores its waker and then re-checks `COMPLETE`; the
+//!   runner sets `COMPLETE` and then takes the waker: one of the two sees
+//!   the other, so a completion is never missed.
+//! * The cell is freed by whoever releases the last reference.
+//!
+//! Every function taking a `NonNull<Header>` requires it to point at a live
+//! cell created by [`allocate`], with the caller holding one of its
+//! references (or, for the vtable entries, the access described above).
+
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use super::state::{AfterPending, AfterWake, State, COMPLETE, HANDLE};
+use super::TaskMeta;
+
+/// The type-independent start of every task cell.
+#[repr(C)]
+pub(crate) struct Header {
+    state: State,
+    vtable: &'static Vtable,
+    /// The next task in the [`TaskQueue`](super::queue::TaskQueue) that
+    /// holds this task's `Runnable` (owned by that queue).
+    queue_next: UnsafeCell<Option<NonNull<Header>>>,
+    awaiter_locked: AtomicBool,
+    awaiter: UnsafeCell<Option<Waker>>,
+    meta: TaskMeta,
+}
+
+/// A header followed by the stage of one future type.
+#[repr(C)]
+struct Cell<F: Future> {
+    header: Header,
+    stage: UnsafeCell<Stage<F>>,
+}
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(F::Output),
+    /// Cancelled, or the output was taken or dropped.
+    Consumed,
+}
+
+/// The entry points that depend on the future's type.
+struct Vtable {
+    run: unsafe fn(NonNull<Header>),
+    /// Drops the future (running), leaving `Consumed`.
+    cancel: unsafe fn(NonNull<Header>),
+    /// Drops whatever the stage holds, leaving `Consumed`.
+    drop_stage: unsafe fn(NonNull<Header>),
+    /// Moves the output into `*mut Option<F::Output>`, leaving `Consumed`.
+    take_output: unsafe fn(NonNull<Header>, *mut ()),
+    dealloc: unsafe fn(NonNull<Header>),
+}
+
+/// Creates a task, scheduled and with a join handle. `make` gets the
+/// address its metadata will keep for the task's whole life.
+pub(super) fn allocate<F, M>(meta: TaskMeta, make: M) -> (Runnable, JoinRef)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    M: FnOnce(*const TaskMeta) -> F,
+{
+    let cell = Box::new(Cell::<F> {
+        header: Header {
+            state: State::new(),
+            vtable: &Cell::<F>::VTABLE,
+            queue_next: UnsafeCell::new(None),
+            awaiter_locked: AtomicBool::new(false),
+            awaiter: UnsafeCell::new(None),
+            meta,
+        },
+        stage: UnsafeCell::new(Stage::Consumed),
+    });
+    let fut = make(&cell.header.meta as *const TaskMeta);
+    // SAFETY: the box is not shared yet.
+    unsafe { *cell.stage.get() = Stage::Running(fut) };
+    let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
+    (Runnable { ptr }, JoinRef { ptr })
+}
+
+impl<F: Future> Cell<F> {
+    const VTABLE: Vtable = Vtable {
+        run: Self::run,
+        cancel: Self::cancel,
+        drop_stage: Self::drop_stage,
+        take_output: Self::take_output,
+        dealloc: Self::dealloc,
+    };
+
+    /// # Safety
+    ///
+    /// `ptr` is a cell of this `F`; the caller may access its stage (see the
+    /// module protocol).
+    unsafe fn stage<'a>(ptr: NonNull<Header>) -> &'a mut Stage<F> {
+        // SAFETY: `Header` is the first field of a `repr(C)` `Cell<F>`, and
+        // the caller has exclusive access to the stage.
+        unsafe { &mut *(*ptr.cast::<Cell<F>>().as_ptr()).stage.get() }
+    }
+
+    /// Replaces the stage. A panic in the old value's destructor (user
+    /// code) is swallowed so the cell stays consistent.
+    fn set_stage(stage: &mut Stage<F>, new: Stage<F>) {
+        let old = std::mem::replace(stage, new);
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+    }
+
+    /// # Safety
+    ///
+    /// Called through the vtable by the holder of the task's `Runnable`.
+    unsafe fn run(ptr: NonNull<Header>) {
+        // SAFETY: the Runnable's reference keeps the cell alive.
+        let header = unsafe { ptr.as_ref() };
+        header.state.start_run();
+        let waker = ManuallyDrop::new(waker_ref(ptr));
+        let mut cx = Context::from_waker(&waker);
+        // SAFETY: RUNNING, and we hold the Runnable: the stage is ours.
+        let stage = unsafe { Self::stage(ptr) };
+        let Stage::Running(fut) = stage else {
+            unreachable!("ringio: a task was run after it finished");
+        };
+        // SAFETY: the future stays in the heap cell until it is dropped in
+        // place by `set_stage`; it is never moved.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        match fut.poll(&mut cx) {
+            Poll::Ready(out) => {
+                Self::set_stage(stage, Stage::Finished(out));
+                // SAFETY: we hold the Runnable's reference; `finish` ends it.
+                unsafe { finish(ptr) };
+            }
+            Poll::Pending => match header.state.end_run_pending() {
+                AfterPending::Reschedule => super::schedule(Runnable { ptr }),
+                AfterPending::Idle => {}
+                // SAFETY: the last reference is gone.
+                AfterPending::Dealloc => unsafe { Self::dealloc(ptr) },
+            },
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As for `run`.
+    unsafe fn cancel(ptr: NonNull<Header>) {
+        // SAFETY: the caller holds the Runnable, so the stage is ours.
+        Self::set_stage(unsafe { Self::stage(ptr) }, Stage::Consumed);
+    }
+
+    /// # Safety
+    ///
+    /// The caller owns the stage (the output's owner, or the last reference).
+    unsafe fn drop_stage(ptr: NonNull<Header>) {
+        // SAFETY: see above.
+        Self::set_stage(unsafe { Self::stage(ptr) }, Stage::Consumed);
+    }
+
+    /// # Safety
+    ///
+    /// The caller owns the output (see the module docs) and `dst` points at
+    /// an `Option<F::Output>`.
+    unsafe fn take_output(ptr: NonNull<Header>, dst: *mut ()) {
+        // SAFETY: see above.
+        let stage = unsafe { Self::stage(ptr) };
+        if let Stage::Finished(out) = std::mem::replace(stage, Stage::Consumed) {
+            // SAFETY: the caller passes an `Option<F::Output>`.
+            unsafe { *dst.cast::<Option<F::Output>>() = Some(out) };
+        }
+    }
+
+    /// # Safety
+    ///
+    /// The last reference is gone.
+    unsafe fn dealloc(ptr: NonNull<Header>) {
+        // SAFETY: the cell came from `Box::leak` of a `Box<Cell<F>>` and
+        // nobody else refers to it any more.
+        drop(unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) });
+    }
+}
+
+/// The future is gone and the stage written: completes the task, hands the
+/// output to its owner, wakes the join waker, releases the Runnable's
+/// reference.
+///
+/// # Safety
+///
+/// The caller held the Runnable (RUNNING) and gives up its reference.
+unsafe fn finish(ptr: NonNull<Header>) {
+    // SAFETY: the Runnable's reference keeps the cell alive until the end.
+    let header = unsafe { ptr.as_ref() };
+    let prev = header.state.complete();
+    if prev & HANDLE == 0 {
+        // SAFETY: no handle: the output is ours.
+        unsafe { (header.vtable.drop_stage)(ptr) };
+    } else if let Some(w) = header.take_awaiter() {
+        w.wake();
+    }
+    if header.state.release() {
+        // SAFETY: that was the last reference.
+        unsafe { (header.vtable.dealloc)(ptr) };
+    }
+}
+
+impl Header {
+    /// # Safety
+    ///
+    /// The caller owns the task's `Runnable` (a queue holding it).
+    pub(super) unsafe fn queue_next(ptr: NonNull<Header>) -> Option<NonNull<Header>> {
+        // SAFETY: see above; the link is only touched by that owner.
+        unsafe { *ptr.as_ref().queue_next.get() }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`Header::queue_next`].
+    pub(super) unsafe fn set_queue_next(ptr: NonNull<Header>, next: Option<NonNull<Header>>) {
+        // SAFETY: see above.
+        unsafe { *ptr.as_ref().queue_next.get() = next };
+    }
+
+    fn lock_awaiter(&self) {
+        while self
+            .awaiter_locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+    }
+
+    fn unlock_awaiter(&self) {
+        self.awaiter_locked.store(false, Ordering::Release);
+    }
+
+    /// Runs `f` on the join waker slot under its lock. `f` must not clone,
+    /// wake or drop a waker (only move them).
+    fn with_awaiter<R>(&self, f: impl FnOnce(&mut Option<Waker>) -> R) -> R {
+        self.lock_awaiter();
+        // SAFETY: the flag gives exclusive access to the slot.
+        let r = f(unsafe { &mut *self.awaiter.get() });
+        self.unlock_awaiter();
+        r
+    }
+
+    fn take_awaiter(&self) -> Option<Waker> {
+        self.with_awaiter(Option::take)
+    }
+}
+
+/// The permission to run a task once: a reference plus the `SCHEDULED`
+/// flag. Dropping it unrun cancels the task.
+pub(crate) struct Runnable {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: the cell's future and output are `Send` (`allocate`'s bounds),
+// the header is `Sync` (atomics, the lock-guarded slot, `TaskMeta`), and a
+// Runnable is the only way to reach the stage while it lives.
+unsafe impl Send for Runnable {}
+
+impl Runnable {
+    /// The task's metadata.
+    pub(crate) fn metadata(&self) -> &TaskMeta {
+        // SAFETY: our reference keeps the cell alive.
+        &unsafe { self.ptr.as_ref() }.meta
+    }
+
+    /// Gives up the Runnable as a pointer (for an intrusive queue).
+    pub(super) fn into_raw(self) -> NonNull<Header> {
+        ManuallyDrop::new(self).ptr
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` came from [`Runnable::into_raw`] and is turned back only once.
+    pub(super) unsafe fn from_raw(ptr: NonNull<Header>) -> Runnable {
+        Runnable { ptr }
+    }
+
+    /// Polls the task once (see the module docs).
+    pub(crate) fn run(self) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: we hold the Runnable, whose reference `run` takes over.
+        unsafe { ((this.ptr.as_ref()).vtable.run)(this.ptr) }
+    }
+}
+
+impl Drop for Runnable {
+    fn drop(&mut self) {
+        // SAFETY: our reference keeps the cell alive; `finish` releases it.
+        let header = unsafe { self.ptr.as_ref() };
+        header.state.start_run();
+        // SAFETY: RUNNING with the Runnable held: the stage is ours.
+        unsafe {
+            (header.vtable.cancel)(self.ptr);
+            finish(self.ptr);
+        }
+    }
+}
+
+/// The `JoinHandle`'s reference: the right to the task's output.
+pub(super) struct JoinRef {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: as for `Runnable`; the output is only moved out through `&mut`.
+unsafe impl Send for JoinRef {}
+// SAFETY: `&JoinRef` only reads the state and the metadata.
+unsafe impl Sync for JoinRef {}
+
+impl JoinRef {
+    pub(super) fn metadata(&self) -> &TaskMeta {
+        // SAFETY: our reference keeps the cell alive.
+        &unsafe { self.ptr.as_ref() }.meta
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: our reference keeps the cell alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    pub(super) fn is_complete(&self) -> bool {
+        self.header().state.load() & COMPLETE != 0
+    }
+
+    /// The output once the task completed: `Some(None)` if it was
+    /// cancelled. Registers `cx`'s waker otherwise.
+    ///
+    /// # Safety
+    ///
+    /// `T` is the output type of the future the task was created with, and
+    /// the output was not taken before.
+    pub(super) unsafe fn poll_output<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if !self.is_complete() {
+            self.register(cx.waker());
+            if !self.is_complete() {
+                return Poll::Pending;
+            }
+        }
+        let mut out: Option<T> = None;
+        // SAFETY: COMPLETE was seen (Acquire) with our HANDLE set: the output
+        // is ours, and `T` is its type (caller's promise).
+        unsafe {
+            (self.header().vtable.take_output)(self.ptr, (&mut out as *mut Option<T>).cast())
+        };
+        Poll::Ready(out)
+    }
+
+    fn register(&self, waker: &Waker) {
+        let header = self.header();
+        if header.with_awaiter(|slot| slot.as_ref().is_some_and(|w| w.will_wake(waker))) {
+            return;
+        }
+        let new = waker.clone();
+        let old = header.with_awaiter(|slot| slot.replace(new));
+        drop(old);
+    }
+}
+
+impl Drop for JoinRef {
+    fn drop(&mut self) {
+        let header = self.header();
+        let prev = header.state.drop_handle();
+        if prev & COMPLETE != 0 {
+            // SAFETY: complete while our HANDLE was set: the output is ours.
+            unsafe { (header.vtable.drop_stage)(self.ptr) };
+        }
+        drop(header.take_awaiter());
+        if header.state.release() {
+            // SAFETY: that was the last reference.
+            unsafe { (header.vtable.dealloc)(self.ptr) };
+        }
+    }
+}
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+/// A waker for the task that does not own a reference (wrap it in
+/// `ManuallyDrop`).
+fn waker_ref(ptr: NonNull<Header>) -> Waker {
+    // SAFETY: the vtable's functions uphold the `RawWaker` contract for a
+    // task cell pointer; the caller keeps the cell alive while it is used.
+    unsafe { Waker::from_raw(RawWaker::new(ptr.as_ptr() as *const (), &WAKER_VTABLE)) }
+}
+
+fn header_of<'a>(data: *const ()) -> &'a Header {
+    // SAFETY: every waker's data pointer is a live task cell's header (the
+    // waker holds a reference, or is a borrowed one of the running task).
+    unsafe { &*(data as *const Header) }
+}
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    header_of(data).state.add_ref();
+    RawWaker::new(data, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    let ptr = NonNull::from(header_of(data));
+    match header_of(data).state.wake_by_val() {
+        AfterWake::Schedule => super::schedule(Runnable { ptr }),
+        AfterWake::Nothing => {}
+        // SAFETY: our reference was the last.
+        AfterWake::Dealloc => unsafe { (header_of(data).vtable.dealloc)(ptr) },
+    }
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    if header_of(data).state.wake_by_ref() == AfterWake::Schedule {
+        super::schedule(Runnable {
+            ptr: NonNull::from(header_of(data)),
+        });
+    }
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    let header = header_of(data);
+    if header.state.release() {
+        // SAFETY: that was the last reference.
+        unsafe { (header.vtable.dealloc)(NonNull::from(header)) };
+    }
+}

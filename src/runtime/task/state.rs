@@ -1,0 +1,289 @@
+//! The task state word: lifecycle flags and the reference count in one
+//! `AtomicUsize`, and every transition on it.
+//!
+//! # Flags
+//!
+//! * `SCHEDULED`: a [`Runnable`](super::raw::Runnable) for the task exists
+//!   (queued, or about to be), or the task is running and was woken during
+//!   the poll, in which case the runner re-queues its own `Runnable`.
+//! * `RUNNING`: a thread is polling (or cancelling) the future.
+//! * `COMPLETE`: the future is gone; the stage holds the output, or nothing
+//!   (cancelled, or the output was taken or dropped). Set once, never
+//!   cleared; a complete task is never scheduled again.
+//! * `HANDLE`: the [`JoinHandle`](super::JoinHandle) is alive. Whoever sees
+//!   the other side gone owns the output (see [`State::complete`] and
+//!   [`State::drop_handle`]): exactly one of the two drops it.
+//!
+//! # References
+//!
+//! The upper bits count references: one per `Runnable`, one per `Waker`,
+//! one for the `JoinHandle`. The thread that takes the count to zero frees
+//! the task. At most one `Runnable` exists at a time, and only while
+//! `SCHEDULED` or `RUNNING` is set, so the future is never polled twice at
+//! once.
+//!
+//! Every transition is one read-modify-write with `AcqRel` (a CAS loop
+//! where the new value depends on the old), so the thread that next polls
+//! the future, takes the output or frees the task sees everything the
+//! previous owner wrote.
+
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+
+pub(super) const SCHEDULED: usize = 1 << 0;
+pub(super) const RUNNING: usize = 1 << 1;
+pub(super) const COMPLETE: usize = 1 << 2;
+pub(super) const HANDLE: usize = 1 << 3;
+const FLAGS: usize = (1 << 4) - 1;
+pub(super) const REF_ONE: usize = 1 << 4;
+
+/// Past this many references, cloning a waker aborts (as `Arc` does) rather
+/// than risk the count wrapping.
+const MAX_REFS: usize = isize::MAX as usize;
+
+pub(super) struct State(AtomicUsize);
+
+/// What the runner must do after a poll returned `Pending`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum AfterPending {
+    /// Woken during the poll: queue the same `Runnable` again.
+    Reschedule,
+    /// Idle, waiting for a waker; the `Runnable`'s reference was released.
+    Idle,
+    /// Idle, and that was the last reference: free the task.
+    Dealloc,
+}
+
+/// What a wake must do.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum AfterWake {
+    /// Queue a new `Runnable` (its reference is already counted).
+    Schedule,
+    /// Nothing (already scheduled, running, or complete).
+    Nothing,
+    /// Nothing, and the waker's reference was the last one: free the task.
+    Dealloc,
+}
+
+impl State {
+    /// A new task: scheduled (its first `Runnable`), with a `JoinHandle`.
+    pub(super) fn new() -> Self {
+        State(AtomicUsize::new(SCHEDULED | HANDLE | (2 * REF_ONE)))
+    }
+
+    pub(super) fn load(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// `Runnable::run`: SCHEDULED → RUNNING.
+    pub(super) fn start_run(&self) {
+        let prev = self.0.fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel);
+        debug_assert_eq!(prev & (SCHEDULED | RUNNING | COMPLETE), SCHEDULED);
+    }
+
+    /// After a `Pending` poll: clear RUNNING, then re-queue if woken
+    /// meanwhile, else release the `Runnable`'s reference.
+    pub(super) fn end_run_pending(&self) -> AfterPending {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            debug_assert!(cur & RUNNING != 0);
+            let (next, after) = if cur & SCHEDULED != 0 {
+                (cur & !RUNNING, AfterPending::Reschedule)
+            } else {
+                let next = (cur & !RUNNING) - REF_ONE;
+                let after = if next < REF_ONE {
+                    AfterPending::Dealloc
+                } else {
+                    AfterPending::Idle
+                };
+                (next, after)
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return after,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The future is gone (finished or cancelled) and the stage written:
+    /// RUNNING → COMPLETE. Returns the previous word; without `HANDLE` in
+    /// it, the caller owns (and drops) the output.
+    pub(super) fn complete(&self) -> usize {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            debug_assert!(cur & RUNNING != 0);
+            let next = (cur & !(RUNNING | SCHEDULED)) | COMPLETE;
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return cur,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The `JoinHandle` is dropped: clears `HANDLE` and returns the
+    /// previous word; with `COMPLETE` in it, the caller owns the output.
+    pub(super) fn drop_handle(&self) -> usize {
+        self.0.fetch_and(!HANDLE, Ordering::AcqRel)
+    }
+
+    /// A wake by reference: schedules an idle task (adding the new
+    /// `Runnable`'s reference), flags a running one.
+    pub(super) fn wake_by_ref(&self) -> AfterWake {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            let next = if cur & (COMPLETE | SCHEDULED) != 0 {
+                return AfterWake::Nothing;
+            } else if cur & RUNNING != 0 {
+                cur | SCHEDULED
+            } else {
+                Self::checked_add_ref(cur) | SCHEDULED
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if cur & RUNNING != 0 => return AfterWake::Nothing,
+                Ok(_) => return AfterWake::Schedule,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// A wake by value: the waker's reference becomes the new `Runnable`'s
+    /// if the task was idle, and is released otherwise.
+    pub(super) fn wake_by_val(&self) -> AfterWake {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            let (next, after) = if cur & (COMPLETE | SCHEDULED) != 0 {
+                let next = cur - REF_ONE;
+                let after = if next < REF_ONE {
+                    AfterWake::Dealloc
+                } else {
+                    AfterWake::Nothing
+                };
+                (next, after)
+            } else if cur & RUNNING != 0 {
+                // The runner's `Runnable` holds a reference: never the last.
+                ((cur | SCHEDULED) - REF_ONE, AfterWake::Nothing)
+            } else {
+                (cur | SCHEDULED, AfterWake::Schedule)
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return after,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// A new waker's reference.
+    pub(super) fn add_ref(&self) {
+        let prev = self.0.fetch_add(REF_ONE, Ordering::Relaxed);
+        if prev > MAX_REFS {
+            std::process::abort();
+        }
+    }
+
+    fn checked_add_ref(cur: usize) -> usize {
+        if cur > MAX_REFS {
+            std::process::abort();
+        }
+        cur + REF_ONE
+    }
+
+    /// Releases one reference; `true` if it was the last (free the task).
+    pub(super) fn release(&self) -> bool {
+        let prev = self.0.fetch_sub(REF_ONE, Ordering::AcqRel);
+        debug_assert!(prev >= REF_ONE);
+        prev & !FLAGS == REF_ONE
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn refs(s: &State) -> usize {
+        s.load() / REF_ONE
+    }
+
+    #[test]
+    fn yield_in_poll_reschedules_without_touching_the_count() {
+        let s = State::new();
+        s.start_run();
+        assert_eq!(s.wake_by_ref(), AfterWake::Nothing);
+        assert_eq!(s.wake_by_ref(), AfterWake::Nothing);
+        assert_eq!(s.end_run_pending(), AfterPending::Reschedule);
+        assert_eq!(s.load() & (SCHEDULED | RUNNING), SCHEDULED);
+        assert_eq!(refs(&s), 2);
+    }
+
+    #[test]
+    fn idle_wake_adds_the_runnables_reference() {
+        let s = State::new();
+        s.start_run();
+        s.add_ref(); // a waker kept by the future
+        assert_eq!(s.end_run_pending(), AfterPending::Idle);
+        assert_eq!(refs(&s), 2); // handle + waker
+        assert_eq!(s.wake_by_ref(), AfterWake::Schedule);
+        assert_eq!(refs(&s), 3);
+        assert_eq!(s.wake_by_ref(), AfterWake::Nothing);
+        // By value while scheduled: the waker's reference is released.
+        assert_eq!(s.wake_by_val(), AfterWake::Nothing);
+        assert_eq!(refs(&s), 2);
+    }
+
+    #[test]
+    fn wake_by_value_of_an_idle_task_hands_its_reference_over() {
+        let s = State::new();
+        s.start_run();
+        s.add_ref();
+        assert_eq!(s.end_run_pending(), AfterPending::Idle);
+        assert_eq!(s.wake_by_val(), AfterWake::Schedule);
+        assert_eq!(refs(&s), 2); // handle + the new Runnable
+    }
+
+    #[test]
+    fn a_pending_task_with_no_other_reference_is_freed() {
+        let s = State::new();
+        assert_eq!(s.drop_handle() & COMPLETE, 0);
+        assert!(!s.release()); // the handle's reference
+        s.start_run();
+        assert_eq!(s.end_run_pending(), AfterPending::Dealloc);
+    }
+
+    #[test]
+    fn output_goes_to_exactly_one_side() {
+        // Handle alive at completion: the handle owns the output.
+        let s = State::new();
+        s.start_run();
+        let prev = s.complete();
+        assert_ne!(prev & HANDLE, 0);
+        assert_ne!(s.drop_handle() & COMPLETE, 0);
+        // Handle gone first: the completing runner owns it.
+        let s = State::new();
+        assert_eq!(s.drop_handle() & COMPLETE, 0);
+        s.start_run();
+        assert_eq!(s.complete() & HANDLE, 0);
+    }
+
+    #[test]
+    fn a_complete_task_ignores_wakes_and_frees_on_the_last_release() {
+        let s = State::new();
+        s.start_run();
+        s.add_ref(); // waker
+        s.complete();
+        assert_eq!(s.wake_by_ref(), AfterWake::Nothing);
+        assert!(!s.release()); // the Runnable's
+        s.drop_handle();
+        assert!(!s.release()); // the handle's
+        assert_eq!(s.wake_by_val(), AfterWake::Dealloc); // the waker's, last
+    }
+}
