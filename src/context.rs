@@ -219,11 +219,13 @@ impl IoContext {
         let d = &s.driver.counters;
         let m = &s.metrics;
         let r = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        // Polls of the calling thread's own frame not yet flushed.
-        let local = frame::with_frame_of(s, |f| f.map_or(0, |f| f.polled.get()));
+        // Polls and spawns of the calling thread's own frame not yet flushed.
+        let (polled, spawned) = frame::with_frame_of(s, |f| {
+            f.map_or((0, 0), |f| (f.polled.get(), f.spawned.get()))
+        });
         Metrics {
-            tasks_polled: m.tasks_polled() + local,
-            tasks_spawned: r(&m.tasks_spawned),
+            tasks_polled: m.tasks_polled() + polled,
+            tasks_spawned: r(&m.tasks_spawned) + spawned,
             sqes_submitted: r(&d.sqes_submitted),
             enter_calls: r(&d.enter_calls),
             cqes_reaped: r(&d.cqes_reaped),
@@ -271,11 +273,13 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let shared = Shared::current().expect(
-        "ringio::spawn called outside a running IoContext \
-         (call it from a task, a handler or block_on, or use IoContext::spawn)",
-    );
-    task::spawn(shared, fut)
+    match task::spawn_here(fut) {
+        Ok(handle) => handle,
+        Err(_) => panic!(
+            "ringio::spawn called outside a running IoContext \
+             (call it from a task, a handler or block_on, or use IoContext::spawn)"
+        ),
+    }
 }
 
 /// Runs a blocking closure on a thread of the current context's blocking

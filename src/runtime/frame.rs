@@ -33,6 +33,8 @@ pub(crate) struct Frame {
     prev: *const Frame,
     /// Handlers polled under this frame and not yet added to the metrics.
     pub(crate) polled: Cell<u64>,
+    /// Tasks spawned under this frame and not yet added to the metrics.
+    pub(crate) spawned: Cell<u64>,
     /// Handlers run since the ring and timers were last checked.
     pub(crate) since_flush: Cell<u32>,
     /// Inline completions left for the current handler.
@@ -77,6 +79,7 @@ impl Frame {
             ctx: ptr::null(),
             prev: ptr::null(),
             polled: Cell::new(0),
+            spawned: Cell::new(0),
             since_flush: Cell::new(0),
             inline_budget: Cell::new(INLINE_BUDGET),
             others_ready: Cell::new(false),
@@ -108,6 +111,15 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// Adds the frame's tallies to the context's metrics.
+    pub(crate) fn flush_tallies(&self) {
+        let metrics = &self.shared().metrics;
+        metrics.add_polled(self.polled.take());
+        metrics.add_spawned(self.spawned.take());
+    }
+}
+
 impl FrameGuard<'_> {
     pub(crate) fn frame(&self) -> &Frame {
         self.frame
@@ -117,7 +129,7 @@ impl FrameGuard<'_> {
 impl Drop for FrameGuard<'_> {
     fn drop(&mut self) {
         let frame = self.frame;
-        frame.shared().metrics.add_polled(frame.polled.take());
+        frame.flush_tallies();
         CURRENT.with(|c| c.set(frame.prev));
     }
 }

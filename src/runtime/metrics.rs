@@ -1,5 +1,6 @@
-//! Per-context counters, kept cheaply: relaxed atomics, and a per-run-frame
-//! tally for the hottest one (tasks polled) that is added once per pass.
+//! Per-context counters, kept cheaply: relaxed atomics, and per-run-frame
+//! tallies for the hottest ones (tasks polled, tasks spawned from a thread
+//! running the context) that are added once per pass.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,6 +17,12 @@ impl Counters {
     pub(crate) fn add_polled(&self, n: u64) {
         if n > 0 {
             self.tasks_polled.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn add_spawned(&self, n: u64) {
+        if n > 0 {
+            self.tasks_spawned.fetch_add(n, Ordering::Relaxed);
         }
     }
 

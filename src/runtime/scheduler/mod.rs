@@ -112,6 +112,9 @@ const CLOSED: u8 = 2;
 pub(crate) struct Shared {
     single_threaded: bool,
     outstanding: CachePadded<AtomicUsize>,
+    /// Finishes counted by a single-threaded context's owner thread (see
+    /// `work_finished`); written only by that thread.
+    finished_by_owner: AtomicUsize,
     stopped: AtomicBool,
     /// RUNNING → CLOSING (shutdown in progress) → CLOSED.
     lifecycle: AtomicU8,
@@ -152,6 +155,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             single_threaded: st,
             outstanding: CachePadded::new(AtomicUsize::new(0)),
+            finished_by_owner: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             lifecycle: AtomicU8::new(RUNNING),
             queue,
@@ -202,16 +206,47 @@ impl Shared {
 
     // ---- work counting, stop, restart ------------------------------------
 
+    // Outstanding work is `outstanding - finished_by_owner` (wrapping).
+    // Every start, and every finish on a thread that does not own a
+    // single-threaded context, is an atomic read-modify-write of
+    // `outstanding`; the owner thread of a single-threaded context counts
+    // its finishes in `finished_by_owner` with a plain load and store (it is
+    // the only writer), which spares an atomic per task. A stale read of
+    // `finished_by_owner` by another thread can only make the count look
+    // larger (finishes not yet seen), never reach zero early; a zero missed
+    // that way is caught by the owner, which re-reads the count after the
+    // full fence of `Parker::prepare_park` before it sleeps (see
+    // `do_some_single`), while that thread's read after its own
+    // read-modify-write sees every owner finish made before that fence.
+
     pub(crate) fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::Acquire)
+        self.outstanding
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.finished_by_owner.load(Ordering::Acquire))
     }
 
     pub(crate) fn work_started(&self) {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn work_finished(&self) {
-        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.single_threaded && frame::is_running(self) {
+            let done = self
+                .finished_by_owner
+                .load(Ordering::Relaxed)
+                .wrapping_add(1);
+            self.finished_by_owner.store(done, Ordering::Release);
+            if self.outstanding.load(Ordering::Acquire).wrapping_sub(done) == 0 {
+                self.stop();
+            }
+            return;
+        }
+        let left = self
+            .outstanding
+            .fetch_sub(1, Ordering::AcqRel)
+            .wrapping_sub(1);
+        if left.wrapping_sub(self.finished_by_owner.load(Ordering::Acquire)) == 0 {
             self.stop();
         }
     }
@@ -420,7 +455,7 @@ impl Shared {
     /// Step 2 of a pass.
     fn maintain(&self, frame: &Frame) {
         frame.since_flush.set(0);
-        self.metrics.add_polled(frame.polled.take());
+        frame.flush_tallies();
         self.drain_inject();
         self.flush_ring();
         self.expire_timers();
@@ -594,11 +629,19 @@ impl Shared {
             };
             // Park (see super::park for why no wake can be lost here).
             parker.prepare_park();
+            // After the fence of `prepare_park`: a last finish by another
+            // thread that did not see our own finishes is seen here (see
+            // `work_finished`).
             if !inject.is_empty() || interrupt() {
                 parker.finish_park();
                 continue;
             }
-            self.metrics.add_polled(frame.polled.take());
+            if self.outstanding() == 0 {
+                parker.finish_park();
+                self.stop();
+                continue;
+            }
+            frame.flush_tallies();
             let now = Instant::now();
             let timeout = min_opt(
                 self.timers.time_to_next(now),
@@ -695,7 +738,7 @@ impl Shared {
         q: &RunQueue<Runnable>,
     ) -> bool {
         frame.since_flush.set(0);
-        self.metrics.add_polled(frame.polled.take());
+        frame.flush_tallies();
         let mut fx = Effects::default();
         if let Some(mut core) = self.lock_driver() {
             self.driver.flush(&mut core, &mut fx);

@@ -11,8 +11,9 @@ pub struct JoinError {
 
 enum Repr {
     Cancelled,
-    // Mutex only to make JoinError Sync (the payload is Send, not Sync).
-    Panic(Mutex<Box<dyn Any + Send + 'static>>),
+    // Mutex only to make JoinError Sync (the payload is Send, not Sync);
+    // boxed so a `Result<T, JoinError>` stays small (one pointer of error).
+    Panic(Box<Mutex<Box<dyn Any + Send + 'static>>>),
 }
 
 impl JoinError {
@@ -24,7 +25,7 @@ impl JoinError {
 
     pub(super) fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
         JoinError {
-            repr: Repr::Panic(Mutex::new(payload)),
+            repr: Repr::Panic(Box::new(Mutex::new(payload))),
         }
     }
 

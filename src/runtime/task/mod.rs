@@ -21,6 +21,7 @@
 mod join_error;
 mod queue;
 mod raw;
+mod recycle;
 mod state;
 
 use std::fmt;
@@ -72,9 +73,36 @@ where
 {
     let (runnable, handle) = spawn_unscheduled(shared, fut);
     if let Some(r) = runnable {
+        let shared = &r.metadata().shared;
+        let in_frame = crate::runtime::frame::with_frame_of(shared, |f| {
+            f.map(|f| f.spawned.set(f.spawned.get() + 1)).is_some()
+        });
+        if !in_frame {
+            shared.metrics.add_spawned(1);
+        }
         schedule(r);
     }
     handle
+}
+
+/// `spawn` on the context of the innermost run frame of this thread (the
+/// `ringio::spawn` of a task or handler): one look at the frame serves the
+/// metrics tally and the queueing. `Err(fut)` outside any frame.
+#[inline]
+pub(crate) fn spawn_here<F>(fut: F) -> Result<JoinHandle<F::Output>, F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    crate::runtime::frame::with_innermost(move |frame| {
+        let Some(frame) = frame else { return Err(fut) };
+        let (runnable, handle) = spawn_unscheduled(frame.shared_arc(), fut);
+        if let Some(r) = runnable {
+            frame.spawned.set(frame.spawned.get() + 1);
+            frame.shared().schedule_here(r);
+        }
+        Ok(handle)
+    })
 }
 
 /// Creates the task of `spawn` without queueing it: its `Runnable`, or
@@ -88,7 +116,6 @@ where
     let refused = shared.is_closing();
     if !refused {
         shared.work_started();
-        crate::runtime::metrics::Counters::bump(&shared.metrics.tasks_spawned, 1);
     }
     let meta = TaskMeta {
         shared,
@@ -187,7 +214,12 @@ impl<F> Drop for TaskFuture<F> {
         let inner = &mut self.inner;
         let _ = catch_unwind(AssertUnwindSafe(|| *inner = None));
         let meta = self.meta.get();
-        let key = meta.key.swap(UNREGISTERED, Ordering::SeqCst);
+        // Registration happens only in this task's own polls, which are
+        // over; the swap (an atomic RMW) is paid only by registered tasks.
+        let key = match meta.key.load(Ordering::Relaxed) {
+            UNREGISTERED => UNREGISTERED,
+            _ => meta.key.swap(UNREGISTERED, Ordering::SeqCst),
+        };
         if key != UNREGISTERED {
             match meta.shared.lock(&meta.shared.tasks) {
                 Some(mut tasks) => {

@@ -20,9 +20,11 @@
 //!   by two threads at once.
 //! * The join waker slot is guarded by `awaiter_locked`, a spin flag held
 //!   for a pointer swap only (no waker is cloned, woken or dropped under
-//!   it). The handle stores its waker and then re-checks `COMPLETE`; the
-//!   runner sets `COMPLETE` and then takes the waker: one of the two sees
-//!   the other, so a completion is never missed.
+//!   it). The handle stores its waker, then sets `JOIN_WAKER` and looks at
+//!   `COMPLETE` in the same step; the runner sets `COMPLETE`, and takes the
+//!   waker if `JOIN_WAKER` was set: one of the two sees the other, so a
+//!   completion is never missed, and a task nobody awaited never touches
+//!   the slot.
 //! * The cell is freed by whoever releases the last reference.
 //!
 //! Every function taking a `NonNull<Header>` requires it to point at a live
@@ -38,7 +40,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use super::state::{AfterPending, AfterWake, State, COMPLETE, HANDLE};
+use super::recycle;
+use super::state::{AfterPending, AfterWake, State, COMPLETE, HANDLE, JOIN_WAKER};
 use super::TaskMeta;
 
 /// The type-independent start of every task cell.
@@ -88,7 +91,9 @@ where
     F::Output: Send + 'static,
     M: FnOnce(*const TaskMeta) -> F,
 {
-    let cell = Box::new(Cell::<F> {
+    let layout = std::alloc::Layout::new::<Cell<F>>();
+    let mem = recycle::allocate(layout).cast::<Cell<F>>();
+    let cell = Cell::<F> {
         header: Header {
             state: State::new(),
             vtable: &Cell::<F>::VTABLE,
@@ -98,12 +103,19 @@ where
             meta,
         },
         stage: UnsafeCell::new(Stage::Consumed),
-    });
-    let fut = make(&cell.header.meta as *const TaskMeta);
-    // SAFETY: the box is not shared yet.
-    unsafe { *cell.stage.get() = Stage::Running(fut) };
-    let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
-    (Runnable { ptr }, JoinRef { ptr })
+    };
+    // SAFETY: fresh memory of `Cell<F>`'s layout, not shared yet; the
+    // stage is written before the pointer escapes.
+    unsafe {
+        mem.as_ptr().write(cell);
+        let meta = &(*mem.as_ptr()).header.meta as *const TaskMeta;
+        (*mem.as_ptr())
+            .stage
+            .get()
+            .write(Stage::Running(make(meta)));
+    }
+    let ptr = mem.cast::<Header>();
+    (Runnable { ptr }, JoinRef { ptr, taken: false })
 }
 
 impl<F: Future> Cell<F> {
@@ -151,7 +163,16 @@ impl<F: Future> Cell<F> {
         let fut = unsafe { Pin::new_unchecked(fut) };
         match fut.poll(&mut cx) {
             Poll::Ready(out) => {
-                Self::set_stage(stage, Stage::Finished(out));
+                // Drop the future in place (no move of the stage), then
+                // write the output over it.
+                let stage_ptr: *mut Stage<F> = stage;
+                // SAFETY: the stage is ours; it is dropped exactly once here
+                // and overwritten before anyone can see it again. A panic
+                // in the future's destructor (user code) is swallowed.
+                unsafe {
+                    let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(stage_ptr)));
+                    stage_ptr.write(Stage::Finished(out));
+                }
                 // SAFETY: we hold the Runnable's reference; `finish` ends it.
                 unsafe { finish(ptr) };
             }
@@ -197,9 +218,14 @@ impl<F: Future> Cell<F> {
     ///
     /// The last reference is gone.
     unsafe fn dealloc(ptr: NonNull<Header>) {
-        // SAFETY: the cell came from `Box::leak` of a `Box<Cell<F>>` and
-        // nobody else refers to it any more.
-        drop(unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) });
+        let cell = ptr.cast::<Cell<F>>();
+        // SAFETY: the cell came from `allocate` with `Cell<F>`'s layout and
+        // nobody else refers to it any more: drop it, then give the memory
+        // back (even if a destructor panicked).
+        unsafe {
+            let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(cell.as_ptr())));
+            recycle::release(cell.cast(), std::alloc::Layout::new::<Cell<F>>());
+        }
     }
 }
 
@@ -211,16 +237,30 @@ impl<F: Future> Cell<F> {
 ///
 /// The caller held the Runnable (RUNNING) and gives up its reference.
 unsafe fn finish(ptr: NonNull<Header>) {
-    // SAFETY: the Runnable's reference keeps the cell alive until the end.
+    // SAFETY: the Runnable's reference keeps the cell alive until released.
     let header = unsafe { ptr.as_ref() };
-    let prev = header.state.complete();
-    if prev & HANDLE == 0 {
-        // SAFETY: no handle: the output is ours.
+    // A handle gone now never comes back: the output is ours to drop.
+    let output_dropped = header.state.load() & HANDLE == 0;
+    if output_dropped {
+        // SAFETY: see above.
         unsafe { (header.vtable.drop_stage)(ptr) };
-    } else if let Some(w) = header.take_awaiter() {
-        w.wake();
     }
-    if header.state.release() {
+    let done = header.state.complete(output_dropped);
+    if !done.released {
+        if done.prev & HANDLE == 0 {
+            // The handle went between the look above and the transition.
+            // SAFETY: the output is ours.
+            unsafe { (header.vtable.drop_stage)(ptr) };
+        } else if done.prev & JOIN_WAKER != 0 {
+            if let Some(w) = header.take_awaiter() {
+                w.wake();
+            }
+        }
+        if header.state.release() {
+            // SAFETY: that was the last reference.
+            unsafe { (header.vtable.dealloc)(ptr) };
+        }
+    } else if done.last {
         // SAFETY: that was the last reference.
         unsafe { (header.vtable.dealloc)(ptr) };
     }
@@ -326,6 +366,8 @@ impl Drop for Runnable {
 /// The `JoinHandle`'s reference: the right to the task's output.
 pub(super) struct JoinRef {
     ptr: NonNull<Header>,
+    /// The output was moved out: nothing of the stage is left to drop.
+    taken: bool,
 }
 
 // SAFETY: as for `Runnable`; the output is only moved out through `&mut`.
@@ -356,11 +398,8 @@ impl JoinRef {
     /// `T` is the output type of the future the task was created with, and
     /// the output was not taken before.
     pub(super) unsafe fn poll_output<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        if !self.is_complete() {
-            self.register(cx.waker());
-            if !self.is_complete() {
-                return Poll::Pending;
-            }
+        if !self.is_complete() && !self.register(cx.waker()) {
+            return Poll::Pending;
         }
         let mut out: Option<T> = None;
         // SAFETY: COMPLETE was seen (Acquire) with our HANDLE set: the output
@@ -368,28 +407,49 @@ impl JoinRef {
         unsafe {
             (self.header().vtable.take_output)(self.ptr, (&mut out as *mut Option<T>).cast())
         };
+        self.taken = true;
         Poll::Ready(out)
     }
 
-    fn register(&self, waker: &Waker) {
+    /// Stores `waker` to be woken on completion; `true` if the task
+    /// completed meanwhile (the output is ready, the waker may not fire).
+    fn register(&self, waker: &Waker) -> bool {
         let header = self.header();
-        if header.with_awaiter(|slot| slot.as_ref().is_some_and(|w| w.will_wake(waker))) {
-            return;
+        let same = header.with_awaiter(|slot| slot.as_ref().is_some_and(|w| w.will_wake(waker)));
+        if !same {
+            let new = waker.clone();
+            let old = header.with_awaiter(|slot| slot.replace(new));
+            drop(old);
         }
-        let new = waker.clone();
-        let old = header.with_awaiter(|slot| slot.replace(new));
-        drop(old);
+        // After the store: a completion that does not see JOIN_WAKER is
+        // one this read sees (see `state`).
+        header.state.set_join_waker() & COMPLETE != 0
     }
 }
 
 impl Drop for JoinRef {
     fn drop(&mut self) {
         let header = self.header();
+        if self.taken || header.state.load() & COMPLETE != 0 {
+            // Complete while our HANDLE is set: the output is ours. Whatever
+            // waker is left in the slot goes with the cell.
+            if !self.taken {
+                // SAFETY: see above.
+                unsafe { (header.vtable.drop_stage)(self.ptr) };
+            }
+            if header.state.drop_handle_and_release() {
+                // SAFETY: that was the last reference.
+                unsafe { (header.vtable.dealloc)(self.ptr) };
+            }
+            return;
+        }
         let prev = header.state.drop_handle();
         if prev & COMPLETE != 0 {
-            // SAFETY: complete while our HANDLE was set: the output is ours.
+            // Completed meanwhile, while HANDLE was still set: ours.
+            // SAFETY: see above.
             unsafe { (header.vtable.drop_stage)(self.ptr) };
         }
+        // Detached: free our waker now rather than with the cell.
         drop(header.take_awaiter());
         if header.state.release() {
             // SAFETY: that was the last reference.

@@ -13,6 +13,11 @@
 //! * `HANDLE`: the [`JoinHandle`](super::JoinHandle) is alive. Whoever sees
 //!   the other side gone owns the output (see [`State::complete`] and
 //!   [`State::drop_handle`]): exactly one of the two drops it.
+//! * `JOIN_WAKER`: the `JoinHandle` has stored a waker in the cell's slot
+//!   (set after the store, never cleared). The runner completing the task
+//!   looks at the slot only if it sees this flag; a handle whose
+//!   [`State::set_join_waker`] finds `COMPLETE` already set reads the
+//!   output instead of waiting, so one of the two always sees the other.
 //!
 //! # References
 //!
@@ -33,8 +38,9 @@ pub(super) const SCHEDULED: usize = 1 << 0;
 pub(super) const RUNNING: usize = 1 << 1;
 pub(super) const COMPLETE: usize = 1 << 2;
 pub(super) const HANDLE: usize = 1 << 3;
-const FLAGS: usize = (1 << 4) - 1;
-pub(super) const REF_ONE: usize = 1 << 4;
+pub(super) const JOIN_WAKER: usize = 1 << 4;
+const FLAGS: usize = (1 << 5) - 1;
+pub(super) const REF_ONE: usize = 1 << 5;
 
 /// Past this many references, cloning a waker aborts (as `Arc` does) rather
 /// than risk the count wrapping.
@@ -51,6 +57,18 @@ pub(super) enum AfterPending {
     Idle,
     /// Idle, and that was the last reference: free the task.
     Dealloc,
+}
+
+/// The outcome of [`State::complete`].
+#[derive(Debug)]
+pub(super) struct Completion {
+    /// The word before: without `HANDLE`, the output is the runner's; with
+    /// `HANDLE | JOIN_WAKER`, the runner wakes the handle's waker.
+    pub(super) prev: usize,
+    /// The runner's reference was released with the transition.
+    pub(super) released: bool,
+    /// ... and it was the last one: free the task.
+    pub(super) last: bool,
 }
 
 /// What a wake must do.
@@ -108,27 +126,60 @@ impl State {
     }
 
     /// The future is gone (finished or cancelled) and the stage written:
-    /// RUNNING → COMPLETE. Returns the previous word; without `HANDLE` in
-    /// it, the caller owns (and drops) the output.
-    pub(super) fn complete(&self) -> usize {
+    /// RUNNING → COMPLETE, releasing the runner's reference in the same
+    /// step when the runner has nothing left to do: the handle is alive and
+    /// awaits no waker (the output is the handle's), or the handle is gone
+    /// and `output_dropped` (the runner already dropped the output).
+    /// Otherwise the reference is kept and the caller, after its work (see
+    /// [`Completion`]), releases it.
+    pub(super) fn complete(&self, output_dropped: bool) -> Completion {
         let mut cur = self.0.load(Ordering::Acquire);
         loop {
             debug_assert!(cur & RUNNING != 0);
-            let next = (cur & !(RUNNING | SCHEDULED)) | COMPLETE;
+            let mut next = (cur & !(RUNNING | SCHEDULED)) | COMPLETE;
+            let release = if cur & HANDLE != 0 {
+                cur & JOIN_WAKER == 0
+            } else {
+                output_dropped
+            };
+            if release {
+                next -= REF_ONE;
+            }
             match self
                 .0
                 .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return cur,
+                Ok(_) => {
+                    return Completion {
+                        prev: cur,
+                        released: release,
+                        last: release && next < REF_ONE,
+                    }
+                }
                 Err(actual) => cur = actual,
             }
         }
+    }
+
+    /// The `JoinHandle` stored its waker: sets `JOIN_WAKER`, returns the
+    /// previous word (with `COMPLETE` in it, the waker may never be woken:
+    /// the output is ready).
+    pub(super) fn set_join_waker(&self) -> usize {
+        self.0.fetch_or(JOIN_WAKER, Ordering::AcqRel)
     }
 
     /// The `JoinHandle` is dropped: clears `HANDLE` and returns the
     /// previous word; with `COMPLETE` in it, the caller owns the output.
     pub(super) fn drop_handle(&self) -> usize {
         self.0.fetch_and(!HANDLE, Ordering::AcqRel)
+    }
+
+    /// The `JoinHandle` of a complete task is dropped: clears `HANDLE` and
+    /// releases its reference in one step; `true` if that was the last.
+    pub(super) fn drop_handle_and_release(&self) -> bool {
+        let prev = self.0.fetch_sub(HANDLE + REF_ONE, Ordering::AcqRel);
+        debug_assert!(prev & HANDLE != 0 && prev & COMPLETE != 0);
+        prev & !FLAGS == REF_ONE
     }
 
     /// A wake by reference: schedules an idle task (adding the new
@@ -264,14 +315,38 @@ mod tests {
         // Handle alive at completion: the handle owns the output.
         let s = State::new();
         s.start_run();
-        let prev = s.complete();
-        assert_ne!(prev & HANDLE, 0);
+        let c = s.complete(false);
+        assert_ne!(c.prev & HANDLE, 0);
+        assert!(c.released && !c.last, "nothing left for the runner");
         assert_ne!(s.drop_handle() & COMPLETE, 0);
         // Handle gone first: the completing runner owns it.
         let s = State::new();
         assert_eq!(s.drop_handle() & COMPLETE, 0);
         s.start_run();
-        assert_eq!(s.complete() & HANDLE, 0);
+        let c = s.complete(false);
+        assert_eq!(c.prev & HANDLE, 0);
+        assert!(!c.released, "the runner must drop the output first");
+    }
+
+    #[test]
+    fn a_handle_awaiting_a_waker_keeps_the_runner_reference() {
+        let s = State::new();
+        assert_eq!(s.set_join_waker() & COMPLETE, 0);
+        s.start_run();
+        let c = s.complete(false);
+        assert!(!c.released && c.prev & JOIN_WAKER != 0);
+        assert!(!s.release());
+        assert_ne!(s.set_join_waker() & COMPLETE, 0);
+    }
+
+    #[test]
+    fn a_detached_task_whose_output_is_dropped_frees_in_one_step() {
+        let s = State::new();
+        s.drop_handle();
+        assert!(!s.release());
+        s.start_run();
+        let c = s.complete(true);
+        assert!(c.released && c.last);
     }
 
     #[test]
@@ -279,9 +354,9 @@ mod tests {
         let s = State::new();
         s.start_run();
         s.add_ref(); // waker
-        s.complete();
+        let c = s.complete(false);
+        assert!(c.released && !c.last); // the Runnable's
         assert_eq!(s.wake_by_ref(), AfterWake::Nothing);
-        assert!(!s.release()); // the Runnable's
         s.drop_handle();
         assert!(!s.release()); // the handle's
         assert_eq!(s.wake_by_val(), AfterWake::Dealloc); // the waker's, last
