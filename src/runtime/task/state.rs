@@ -362,3 +362,72 @@ mod tests {
         assert_eq!(s.wake_by_val(), AfterWake::Dealloc); // the waker's, last
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_task_state {
+    //! Models of the races the state word decides: loom runs every
+    //! interleaving of the transitions (each one read-modify-write).
+    use super::*;
+    use crate::loom::sync::Arc;
+
+    /// A wake from another thread while the task runs is never lost: either
+    /// the waker queues the task or the runner re-queues it, never both.
+    #[test]
+    fn loom_task_wake_during_run_is_not_lost() {
+        loom::model(|| {
+            let s = Arc::new(State::new());
+            s.add_ref(); // the waker's reference
+            s.start_run(); // polling; the waker fires from another thread
+            let waker = {
+                let s = s.clone();
+                loom::thread::spawn(move || s.wake_by_val())
+            };
+            let after_run = s.end_run_pending();
+            let after_wake = waker.join().unwrap();
+            let queued = (after_run == AfterPending::Reschedule) as u32
+                + (after_wake == AfterWake::Schedule) as u32;
+            assert_eq!(queued, 1, "{after_run:?} {after_wake:?}");
+            // One Runnable (scheduled) plus the handle's reference remain.
+            assert_eq!(s.load() & (SCHEDULED | RUNNING), SCHEDULED);
+            assert_eq!(s.load() / REF_ONE, 2);
+        });
+    }
+
+    /// The output has exactly one owner when the handle is dropped while
+    /// the task completes.
+    #[test]
+    fn loom_task_output_has_one_owner() {
+        loom::model(|| {
+            let s = Arc::new(State::new());
+            s.start_run();
+            let handle = {
+                let s = s.clone();
+                loom::thread::spawn(move || s.drop_handle() & COMPLETE != 0)
+            };
+            let done = s.complete(false);
+            let runner_owns = done.prev & HANDLE == 0;
+            let handle_owns = handle.join().unwrap();
+            assert!(runner_owns ^ handle_owns);
+            assert!(!done.released || done.prev & HANDLE != 0);
+        });
+    }
+
+    /// A handle registering its waker while the task completes either
+    /// sees the completion or is seen by it.
+    #[test]
+    fn loom_task_join_waker_is_not_missed() {
+        loom::model(|| {
+            let s = Arc::new(State::new());
+            s.start_run();
+            let handle = {
+                let s = s.clone();
+                loom::thread::spawn(move || s.set_join_waker() & COMPLETE != 0)
+            };
+            let done = s.complete(false);
+            let runner_wakes = done.prev & JOIN_WAKER != 0;
+            let handle_sees = handle.join().unwrap();
+            assert!(runner_wakes || handle_sees);
+            assert_eq!(runner_wakes, !done.released);
+        });
+    }
+}
