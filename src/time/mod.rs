@@ -1,7 +1,8 @@
 //! Time: sleeps, timeouts, intervals and Asio-style timers.
 //!
-//! Timers live in one structure per [`IoContext`](crate::IoContext) (a 4-ary
-//! heap: arm, re-arm and cancel are O(log n)); the thread waiting in the
+//! Timers live in one structure per [`IoContext`](crate::IoContext) (a
+//! hierarchical timing wheel in front of a small 4-ary heap for the current
+//! tick: arm and cancel are O(1), see `store`); the thread waiting in the
 //! kernel sleeps exactly until the nearest deadline through the
 //! `io_uring_enter` timeout argument — no timeout SQE per timer — and a
 //! timer never fires before its deadline.

@@ -20,9 +20,29 @@ use crate::time::store::TimerStore;
 
 const NONE: u64 = u64::MAX;
 
-/// Margin of [`TimerService::surely_future`]: two ticks of the coarse clock
-/// at HZ=100 (10 ms each), doubled.
-const COARSE_SLACK_NS: u64 = 40_000_000;
+/// Margin of [`TimerService::surely_future`] when the coarse clock's tick
+/// is unknown: two ticks at HZ=100 (10 ms each), doubled.
+const COARSE_SLACK_MAX_NS: u64 = 40_000_000;
+/// The smallest margin, whatever the tick.
+const COARSE_SLACK_MIN_NS: u64 = 10_000_000;
+
+/// Margin of [`TimerService::surely_future`]: four ticks of the coarse clock
+/// (its resolution is the kernel's tick: 4 ms at HZ=250), within
+/// `[COARSE_SLACK_MIN_NS, COARSE_SLACK_MAX_NS]`. A margin that turned out
+/// too small would only arm a timer that is already due (it then fires at
+/// the next expiry) instead of completing the poll at once.
+fn coarse_slack_ns() -> u64 {
+    let mut res = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes into the live `res`.
+    let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) };
+    if rc != 0 || res.tv_sec != 0 || res.tv_nsec <= 0 {
+        return COARSE_SLACK_MAX_NS;
+    }
+    (4 * res.tv_nsec as u64).clamp(COARSE_SLACK_MIN_NS, COARSE_SLACK_MAX_NS)
+}
 
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds (the kernel's last tick; read
 /// through the vDSO without a syscall).
@@ -44,7 +64,12 @@ pub(crate) struct TimerService {
     base: Instant,
     /// `CLOCK_MONOTONIC_COARSE` at about `base` (see [`Self::surely_future`]).
     base_coarse: u64,
-    /// Nearest armed deadline (ns since `base`), `NONE` if no timer is armed.
+    /// See [`coarse_slack_ns`].
+    coarse_slack: u64,
+    /// A lower bound of the armed deadlines (ns since `base`), `NONE` if no
+    /// timer is armed. Lowered on arm, refreshed from the store on expiry
+    /// and set to `NONE` when the store empties; always written under the
+    /// store lock.
     next: AtomicU64,
     /// Deadline the multi-threaded leader sleeps until (ns), `NONE` if none.
     leader_deadline: AtomicU64,
@@ -66,6 +91,7 @@ impl TimerService {
             store: ModeLock::new("timer", locking, store),
             base,
             base_coarse,
+            coarse_slack: coarse_slack_ns(),
             next: AtomicU64::new(NONE),
             leader_deadline: AtomicU64::new(NONE),
         }
@@ -76,6 +102,15 @@ impl TimerService {
         crate::time::store::ns_since(self.base, t)
     }
 
+    /// A timer due at `when` was armed: the published hint only needs to
+    /// stay a lower bound of the armed deadlines, so it can only move down.
+    fn publish_armed(&self, when: u64) {
+        if when < self.next.load(Ordering::Relaxed) {
+            self.next.store(when, Ordering::Release);
+        }
+    }
+
+    /// Publishes the store's own bound (after an expiry walked the wheel).
     fn publish(&self, store: &TimerStore) {
         let next = store.next_ns().unwrap_or(NONE);
         if self.next.load(Ordering::Relaxed) != next {
@@ -95,10 +130,10 @@ impl TimerService {
     /// The coarse clock lags the precise one by at most one tick, and was
     /// read within one tick of `base`, so the precise time since `base` is
     /// at most the coarse time since `base_coarse` plus two ticks;
-    /// [`COARSE_SLACK_NS`] covers that with room to spare.
+    /// [`coarse_slack_ns`] (four ticks) covers that with room to spare.
     pub(crate) fn surely_future(&self, when: u64) -> bool {
         let coarse = coarse_now_ns().saturating_sub(self.base_coarse);
-        when > coarse.saturating_add(COARSE_SLACK_NS)
+        when > coarse.saturating_add(self.coarse_slack)
     }
 
     /// No timer armed: the scheduler skips expiry (and the clock read).
@@ -114,7 +149,7 @@ impl TimerService {
         waker: &Waker,
     ) -> Armed {
         let key = store.insert_ns(when, Some(waker.clone()));
-        self.publish(store);
+        self.publish_armed(when);
         let wake_leader = when < self.leader_deadline.load(Ordering::Acquire);
         Armed { key, wake_leader }
     }
@@ -127,13 +162,18 @@ impl TimerService {
     ) -> bool {
         let when = store.ns(deadline);
         store.reset_ns(key, when);
-        self.publish(store);
+        self.publish_armed(when);
         when < self.leader_deadline.load(Ordering::Acquire)
     }
 
     pub(crate) fn remove(&self, store: &mut ModeGuard<'_, TimerStore>, key: usize) {
+        // Removing only raises the nearest deadline: the published hint
+        // stays a lower bound (the next expiry refreshes it), except that
+        // an empty store says so, so the scheduler skips expiry again.
         store.remove(key);
-        self.publish(store);
+        if store.is_idle() {
+            self.next.store(NONE, Ordering::Release);
+        }
     }
 
     /// Fires due timers; returns how many.
@@ -144,9 +184,8 @@ impl TimerService {
         wakers: &mut Vec<Waker>,
     ) -> usize {
         let n = store.expire(now, wakers);
-        if n > 0 {
-            self.publish(store);
-        }
+        // Even with nothing fired the wheel may have moved on: refresh.
+        self.publish(store);
         n
     }
 

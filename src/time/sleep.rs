@@ -22,13 +22,13 @@ use crate::runtime::scheduler::Shared;
 /// assert!(start.elapsed() >= std::time::Duration::from_millis(5));
 /// # });
 /// ```
-pub async fn sleep(duration: Duration) {
-    Sleep::new(deadline_after(duration)).await
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep::new(deadline_after(duration))
 }
 
 /// Waits until `deadline` (which may be in the past: then it is ready at once).
-pub async fn sleep_until(deadline: Instant) {
-    Sleep::new(deadline).await
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::new(deadline)
 }
 
 /// `now + d`, saturating far in the future instead of overflowing.
@@ -43,14 +43,11 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
-    entry: Option<Entry>,
+    /// The context the timer is armed with (`None`: not armed).
+    shared: Option<Arc<Shared>>,
+    /// The timer's key in that context's store, while `shared` is `Some`.
+    key: u32,
     fired: bool,
-}
-
-#[derive(Debug)]
-struct Entry {
-    shared: Arc<Shared>,
-    key: usize,
 }
 
 impl Sleep {
@@ -58,7 +55,8 @@ impl Sleep {
     pub fn new(deadline: Instant) -> Sleep {
         Sleep {
             deadline,
-            entry: None,
+            shared: None,
+            key: 0,
             fired: false,
         }
     }
@@ -77,10 +75,10 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         self.fired = false;
-        let Some(Entry { shared, key }) = &self.entry else {
+        let Some(shared) = &self.shared else {
             return;
         };
-        let key = *key;
+        let key = self.key as usize;
         let wake = shared
             .lock(&shared.timers.store)
             .map(|mut store| shared.timers.reset(&mut store, key, deadline));
@@ -90,8 +88,8 @@ impl Sleep {
             None => {
                 // Not the owner thread of a single-threaded context: drop the
                 // registration; the next poll re-arms.
-                let e = self.entry.take().expect("entry");
-                e.shared.cancel_timer(e.key);
+                let shared = self.shared.take().expect("armed");
+                shared.cancel_timer(key);
             }
         }
     }
@@ -105,7 +103,7 @@ impl Future for Sleep {
         if this.fired {
             return Poll::Ready(());
         }
-        match &this.entry {
+        match &this.shared {
             None => {
                 let Some(shared) = Shared::current() else {
                     if this.deadline <= Instant::now() {
@@ -132,24 +130,24 @@ impl Future for Sleep {
                 if armed.wake_leader {
                     shared.wake_leader_for_timer();
                 }
-                this.entry = Some(Entry {
-                    shared,
-                    key: armed.key,
-                });
+                this.shared = Some(shared);
+                // Keys fit: the store counts them in `u32`.
+                this.key = armed.key as u32;
                 Poll::Pending
             }
-            Some(Entry { shared, key }) => {
+            Some(shared) => {
+                let key = this.key as usize;
                 let Some(mut store) = shared.lock(&shared.timers.store) else {
                     panic!(
                         "ringio: a sleep of a single-threaded IoContext was polled on another \
                          thread; its futures must stay on the thread running the context"
                     )
                 };
-                match store.poll(*key, cx.waker()) {
+                match store.poll(key, cx.waker()) {
                     Poll::Ready(()) => {
-                        shared.timers.remove(&mut store, *key);
+                        shared.timers.remove(&mut store, key);
                         drop(store);
-                        this.entry = None;
+                        this.shared = None;
                         this.fired = true;
                         Poll::Ready(())
                     }
@@ -162,8 +160,8 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(Entry { shared, key }) = self.entry.take() {
-            shared.cancel_timer(key);
+        if let Some(shared) = self.shared.take() {
+            shared.cancel_timer(self.key as usize);
         }
     }
 }

@@ -1,15 +1,54 @@
-//! [`TimerStore`]: a 4-ary min-heap of deadlines with stable keys.
+//! [`TimerStore`]: a hierarchical timing wheel in front of a small 4-ary
+//! heap, with stable keys.
 //!
 //! Every timer is an entry in a slab (its key is stable for the timer's
-//! life); the heap holds `(deadline, key)` and each entry records its heap
-//! position, so arming, re-arming and cancelling are O(log₄ n) and finding
-//! the nearest deadline is O(1). A fired entry stays in the slab (state
-//! `Fired`) until its owner acknowledges it, so a key is never reused while
-//! a future still refers to it.
+//! life). Deadlines are nanoseconds since the store's `base` instant; both
+//! come from `CLOCK_MONOTONIC`, so differences are exact. Time is cut into
+//! *ticks* of 2^16 ns (65.536 µs); `cur` is the last tick the store was
+//! advanced to.
 //!
-//! Deadlines are nanoseconds since the store's `base` instant; both come
-//! from `CLOCK_MONOTONIC`, so differences are exact and an entry fires only
-//! when `deadline <= now` — never early.
+//! * Deadlines in a tick `<= cur` sit in the **heap** (a 4-ary min-heap of
+//!   `(deadline, key)` whose entries record their position). It only ever
+//!   holds about one tick's worth of timers, so it stays small and cached.
+//! * Later deadlines sit in the **wheel**: [`LEVELS`] levels of 64 slots,
+//!   each slot a `Vec` of keys. A deadline in tick `t > cur` goes to the
+//!   level of the highest 6-bit group in which `t` and `cur` differ, in the
+//!   slot named by `t`'s bits of that group. Arming and cancelling are O(1)
+//!   (push; swap-remove fixing the moved key's index).
+//! * Expiry at `now` first fires the due heap entries, then walks the
+//!   occupied slots in time order (a 64-bit occupancy mask per level) up to
+//!   `tick(now)`: `cur` moves to each slot's start and its keys are placed
+//!   again relative to the new `cur` — a lower level, the heap, or, when
+//!   their whole tick is already past, fired on the spot — then fires the
+//!   due heap entries again. Each timer moves down at most once per level.
+//!
+//! # Invariants
+//!
+//! 1. An armed entry is in exactly one place: `loc == IN_HEAP` and
+//!    `heap[idx].key` is its key, or `loc` is a slot and `slots[loc][idx]`
+//!    is its key. `FIRED` and `DETACHED` entries are in neither.
+//! 2. Heap entries have `tick(when) <= cur`; wheel entries `tick(when) >
+//!    cur`, each in the slot [`TimerStore::slot_of`] gives for the current
+//!    `cur`. Hence every occupied slot of level `L` lies after `cur`'s own
+//!    position in that level, every occupied slot of a lower level starts
+//!    before every occupied slot of a higher one, and the heap's minimum,
+//!    if any, is the global minimum.
+//! 3. `occupied[L]` has bit `s` set exactly when slot `s` of level `L` is
+//!    non-empty.
+//! 4. `cur` never passes the tick of a `now` given to [`TimerStore::expire`],
+//!    so it never runs ahead of the clock.
+//!
+//! A timer fires only when its deadline is `<= now`: heap entries are
+//! compared exactly, and an entry fired during the walk has `tick(when) <
+//! tick(now)`, so `when < now`. Never early.
+//!
+//! A fired entry stays in the slab (state `FIRED`) until its owner
+//! acknowledges it, so a key is never reused while a future still refers
+//! to it.
+//!
+//! [`TimerStore::next_ns`] is exact when the heap is non-empty, otherwise
+//! it is the start of the earliest occupied slot: a lower bound, which can
+//! only make the caller look (or wake) a little early, never fire early.
 
 use std::task::{Poll, Waker};
 #[cfg(test)]
@@ -19,14 +58,31 @@ use std::time::Instant;
 use slab::Slab;
 
 const ARITY: usize = 4;
-const FIRED: usize = usize::MAX;
+/// log2 of a tick in nanoseconds.
+const TICK_SHIFT: u32 = 16;
+/// log2 of the slots per level.
+const LEVEL_BITS: u32 = 6;
+const SLOTS: usize = 1 << LEVEL_BITS;
+/// Ticks are `u64 >> TICK_SHIFT`: 48 bits, 6 per level.
+const LEVELS: usize = (64 - TICK_SHIFT as usize) / LEVEL_BITS as usize;
+/// A drained slot keeps its buffer up to this many keys.
+const KEEP_CAPACITY: usize = 1024;
+
+/// `Entry::loc` values that are not a slot index.
+const IN_HEAP: u16 = u16::MAX;
+const FIRED: u16 = u16::MAX - 1;
+/// Unlinked by shutdown: never fires.
+const DETACHED: u16 = u16::MAX - 2;
 
 #[derive(Debug)]
 struct Entry {
     when: u64,
-    /// Index in `heap`, or `FIRED`.
-    pos: usize,
     waker: Option<Waker>,
+    /// Position in the heap or in the slot's `Vec`.
+    idx: u32,
+    /// A slot index (`level * SLOTS + slot`), `IN_HEAP`, `FIRED` or
+    /// `DETACHED`.
+    loc: u16,
 }
 
 /// Nanoseconds from `base` to `t` (0 if `t` is earlier, saturating far in
@@ -42,7 +98,7 @@ pub(crate) fn ns_since(base: Instant, t: Instant) -> u64 {
 #[derive(Debug, Clone, Copy)]
 struct Node {
     when: u64,
-    key: usize,
+    key: u32,
 }
 
 #[derive(Debug)]
@@ -50,6 +106,11 @@ pub(crate) struct TimerStore {
     base: Instant,
     entries: Slab<Entry>,
     heap: Vec<Node>,
+    /// The tick the wheel was last advanced to.
+    cur: u64,
+    occupied: [u64; LEVELS],
+    /// `LEVELS * SLOTS` lists of keys.
+    slots: Box<[Vec<u32>]>,
 }
 
 impl TimerStore {
@@ -64,6 +125,9 @@ impl TimerStore {
             base,
             entries: Slab::new(),
             heap: Vec::new(),
+            cur: 0,
+            occupied: [0; LEVELS],
+            slots: (0..LEVELS * SLOTS).map(|_| Vec::new()).collect(),
         }
     }
 
@@ -81,7 +145,7 @@ impl TimerStore {
     /// Armed (not yet fired) timers.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.slots.iter().map(Vec::len).sum::<usize>()
     }
 
     /// Arms a new timer.
@@ -92,13 +156,36 @@ impl TimerStore {
 
     /// Arms a new timer due at `when` (from [`ns`](Self::ns)).
     pub(crate) fn insert_ns(&mut self, when: u64, waker: Option<Waker>) -> usize {
-        let key = self.entries.insert(Entry {
-            when,
-            pos: self.heap.len(),
-            waker,
-        });
-        self.heap.push(Node { when, key });
-        self.sift_up(self.heap.len() - 1);
+        let t = when >> TICK_SHIFT;
+        if t > self.cur {
+            // The common case, written out: one slab access.
+            let vacant = self.entries.vacant_entry();
+            let key = vacant.key();
+            let k = u32::try_from(key).expect("ringio: more than 2^32 timers");
+            let (level, s) = Self::slot_of(self.cur, t);
+            let list = &mut self.slots[s];
+            let idx = list.len() as u32;
+            list.push(k);
+            self.occupied[level] |= 1 << (s % SLOTS);
+            vacant.insert(Entry {
+                when,
+                waker,
+                idx,
+                loc: s as u16,
+            });
+            return key;
+        }
+        let key = self.entries.vacant_key();
+        let k = u32::try_from(key).expect("ringio: more than 2^32 timers");
+        {
+            self.entries.insert(Entry {
+                when,
+                waker,
+                idx: 0,
+                loc: DETACHED,
+            });
+            self.link(k, when);
+        }
         key
     }
 
@@ -110,38 +197,25 @@ impl TimerStore {
 
     /// [`reset`](Self::reset) to `when` (from [`ns`](Self::ns)).
     pub(crate) fn reset_ns(&mut self, key: usize, when: u64) {
-        let pos = self.entries[key].pos;
+        self.unlink(key);
         self.entries[key].when = when;
-        let linked = self.heap.get(pos).is_some_and(|n| n.key == key);
-        if !linked {
-            self.entries[key].pos = self.heap.len();
-            self.heap.push(Node { when, key });
-            self.sift_up(self.heap.len() - 1);
-        } else {
-            self.heap[pos].when = when;
-            self.sift_up(pos);
-            let pos = self.entries[key].pos;
-            self.sift_down(pos);
-        }
+        self.link(key as u32, when);
     }
 
     /// Removes a timer (cancel, or acknowledge a fired one).
     pub(crate) fn remove(&mut self, key: usize) {
-        let entry = self.entries.remove(key);
-        if entry.pos != FIRED && self.heap.get(entry.pos).is_some_and(|n| n.key == key) {
-            self.unlink(entry.pos);
-        }
+        self.unlink(key);
+        self.entries.remove(key);
     }
 
     /// Ready once fired; otherwise keeps `waker` for the expiry.
     pub(crate) fn poll(&mut self, key: usize, waker: &Waker) -> Poll<()> {
         let e = &mut self.entries[key];
-        if e.pos == FIRED {
-            return Poll::Ready(());
-        }
-        if self.heap.get(e.pos).is_none_or(|n| n.key != key) {
+        match e.loc {
+            FIRED => return Poll::Ready(()),
             // Unlinked by shutdown: never fires, and no waker is kept.
-            return Poll::Pending;
+            DETACHED => return Poll::Pending,
+            _ => {}
         }
         match &e.waker {
             Some(w) if w.will_wake(waker) => {}
@@ -152,36 +226,51 @@ impl TimerStore {
 
     #[cfg(test)]
     fn is_fired(&self, key: usize) -> bool {
-        self.entries[key].pos == FIRED
+        self.entries[key].loc == FIRED
     }
 
-    /// The nearest armed deadline.
+    /// The nearest armed deadline, exactly (tests).
     #[cfg(test)]
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.first().map(|n| self.instant(n.when))
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.loc != FIRED && e.loc != DETACHED)
+            .map(|(_, e)| e.when)
+            .min()
+            .map(|ns| self.instant(ns))
     }
 
-    /// The nearest armed deadline, in nanoseconds since the base.
+    /// A lower bound of the nearest armed deadline, in nanoseconds since the
+    /// base: exact when a timer is due within the current tick, otherwise
+    /// the start of the earliest occupied slot (invariant 2).
     pub(crate) fn next_ns(&self) -> Option<u64> {
-        self.heap.first().map(|n| n.when)
+        if let Some(n) = self.heap.first() {
+            return Some(n.when);
+        }
+        let level = self.occupied.iter().position(|&m| m != 0)?;
+        let slot = u64::from(self.occupied[level].trailing_zeros());
+        Some(self.slot_start(level, slot) << TICK_SHIFT)
+    }
+
+    /// No timer is armed.
+    pub(crate) fn is_idle(&self) -> bool {
+        // Short-circuiting scalar loads: a vector load right after
+        // `unlink`'s scalar store to `occupied` would stall on store
+        // forwarding.
+        self.heap.is_empty() && self.occupied.iter().all(|&m| m == 0)
     }
 
     /// Fires every timer with `deadline <= now`, collecting their wakers.
     /// Returns how many fired.
     pub(crate) fn expire(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> usize {
         let now = self.ns(now);
-        let mut fired = 0;
-        while let Some(&Node { when, key }) = self.heap.first() {
-            if when > now {
-                break;
-            }
-            self.unlink(0);
-            let e = &mut self.entries[key];
-            e.pos = FIRED;
-            if let Some(w) = e.waker.take() {
-                wakers.push(w);
-            }
-            fired += 1;
+        // The heap holds the earliest ticks: fire it first, then walk the
+        // wheel (keeps firing roughly in deadline order).
+        let mut fired = self.fire_heap(now, wakers);
+        let tick = now >> TICK_SHIFT;
+        if tick > self.cur {
+            fired += self.advance(tick, wakers);
+            fired += self.fire_heap(now, wakers);
         }
         fired
     }
@@ -191,28 +280,161 @@ impl TimerStore {
     /// nothing fires any more.
     pub(crate) fn take_wakers(&mut self) -> Vec<Waker> {
         self.heap.clear();
+        for s in self.slots.iter_mut() {
+            s.clear();
+        }
+        self.occupied = [0; LEVELS];
         self.entries
             .iter_mut()
-            .filter_map(|(_, e)| e.waker.take())
+            .filter_map(|(_, e)| {
+                if e.loc != FIRED {
+                    e.loc = DETACHED;
+                }
+                e.waker.take()
+            })
             .collect()
     }
 
-    fn unlink(&mut self, pos: usize) {
+    // ---- the wheel ---------------------------------------------------------
+
+    /// The level and slot index (`level * SLOTS + slot`) of tick `t > cur`.
+    fn slot_of(cur: u64, t: u64) -> (usize, usize) {
+        debug_assert!(t > cur);
+        let high = 63 - (cur ^ t).leading_zeros();
+        let level = (high / LEVEL_BITS) as usize;
+        let slot = ((t >> (LEVEL_BITS as usize * level)) as usize) & (SLOTS - 1);
+        (level, level * SLOTS + slot)
+    }
+
+    /// First tick of slot `slot` of `level` (an occupied one: after `cur`).
+    fn slot_start(&self, level: usize, slot: u64) -> u64 {
+        let shift = LEVEL_BITS as usize * level;
+        let above = shift + LEVEL_BITS as usize;
+        (self.cur & !((1u64 << above) - 1)) | (slot << shift)
+    }
+
+    /// Puts an unlinked entry in the heap or the wheel (invariant 2).
+    fn link(&mut self, key: u32, when: u64) {
+        let t = when >> TICK_SHIFT;
+        if t <= self.cur {
+            let pos = self.heap.len();
+            self.heap.push(Node { when, key });
+            self.sift_up(pos);
+            return;
+        }
+        let (level, s) = Self::slot_of(self.cur, t);
+        let list = &mut self.slots[s];
+        let idx = list.len() as u32;
+        list.push(key);
+        self.occupied[level] |= 1 << (s % SLOTS);
+        let e = &mut self.entries[key as usize];
+        e.loc = s as u16;
+        e.idx = idx;
+    }
+
+    /// Takes an entry out of the heap or the wheel (no-op if fired or
+    /// detached); its state is left for the caller to set.
+    fn unlink(&mut self, key: usize) {
+        let e = &self.entries[key];
+        let (loc, idx) = (e.loc, e.idx as usize);
+        match loc {
+            FIRED | DETACHED => {}
+            IN_HEAP => self.heap_remove(idx),
+            s => {
+                let s = usize::from(s);
+                let list = &mut self.slots[s];
+                list.swap_remove(idx);
+                if let Some(&moved) = list.get(idx) {
+                    self.entries[moved as usize].idx = idx as u32;
+                } else if list.is_empty() {
+                    self.occupied[s / SLOTS] &= !(1 << (s % SLOTS));
+                }
+            }
+        }
+    }
+
+    /// Walks the occupied slots that start at or before tick `to`, in time
+    /// order, moving `cur` forward to each and placing its keys again;
+    /// keys whose tick is before `to` are fired on the spot.
+    fn advance(&mut self, to: u64, wakers: &mut Vec<Waker>) -> usize {
+        let mut fired = 0;
+        while let Some(level) = self.occupied.iter().position(|&m| m != 0) {
+            let slot = self.occupied[level].trailing_zeros();
+            let start = self.slot_start(level, u64::from(slot));
+            if start > to {
+                break;
+            }
+            // Invariant 2 holds for the new `cur` for every other slot: they
+            // are later slots of this level or in higher levels.
+            self.cur = start;
+            self.occupied[level] &= !(1 << slot);
+            let s = level * SLOTS + slot as usize;
+            let mut list = std::mem::take(&mut self.slots[s]);
+            for &key in &list {
+                let when = self.entries[key as usize].when;
+                if when >> TICK_SHIFT < to {
+                    // Its whole tick is past: `when < now`.
+                    self.fire(key as usize, wakers);
+                    fired += 1;
+                } else {
+                    // A lower level or the heap: never this slot again.
+                    self.link(key, when);
+                }
+            }
+            if list.capacity() <= KEEP_CAPACITY {
+                list.clear();
+                self.slots[s] = list;
+            }
+        }
+        if to > self.cur {
+            // No slot starts at or before `to`: every wheel entry keeps its
+            // slot relative to the new `cur` too.
+            self.cur = to;
+        }
+        fired
+    }
+
+    fn fire(&mut self, key: usize, wakers: &mut Vec<Waker>) {
+        let e = &mut self.entries[key];
+        e.loc = FIRED;
+        if let Some(w) = e.waker.take() {
+            wakers.push(w);
+        }
+    }
+
+    // ---- the heap ----------------------------------------------------------
+
+    fn fire_heap(&mut self, now: u64, wakers: &mut Vec<Waker>) -> usize {
+        let mut fired = 0;
+        while let Some(&Node { when, key }) = self.heap.first() {
+            if when > now {
+                break;
+            }
+            self.heap_remove(0);
+            self.fire(key as usize, wakers);
+            fired += 1;
+        }
+        fired
+    }
+
+    fn heap_remove(&mut self, pos: usize) {
         let last = self.heap.len() - 1;
         self.heap.swap(pos, last);
         self.heap.pop();
         if pos < self.heap.len() {
-            let key = self.heap[pos].key;
-            self.entries[key].pos = pos;
+            let key = self.heap[pos].key as usize;
+            self.entries[key].idx = pos as u32;
             self.sift_up(pos);
-            let pos = self.entries[key].pos;
+            let pos = self.entries[key].idx as usize;
             self.sift_down(pos);
         }
     }
 
     fn place(&mut self, pos: usize, node: Node) {
         self.heap[pos] = node;
-        self.entries[node.key].pos = pos;
+        let e = &mut self.entries[node.key as usize];
+        e.loc = IN_HEAP;
+        e.idx = pos as u32;
     }
 
     fn sift_up(&mut self, mut pos: usize) {
@@ -253,11 +475,14 @@ impl TimerStore {
         self.place(pos, node);
     }
 
+    /// Checks invariants 1–3.
     #[cfg(test)]
     fn check(&self) {
         for (i, n) in self.heap.iter().enumerate() {
-            assert_eq!(self.entries[n.key].pos, i);
-            assert_eq!(self.entries[n.key].when, n.when);
+            let e = &self.entries[n.key as usize];
+            assert_eq!((e.loc, e.idx as usize), (IN_HEAP, i));
+            assert_eq!(e.when, n.when);
+            assert!(n.when >> TICK_SHIFT <= self.cur, "heap entry after cur");
             if i > 0 {
                 assert!(
                     self.heap[(i - 1) / ARITY].when <= n.when,
@@ -265,12 +490,37 @@ impl TimerStore {
                 );
             }
         }
+        for (s, list) in self.slots.iter().enumerate() {
+            let (level, slot) = (s / SLOTS, s % SLOTS);
+            assert_eq!(
+                self.occupied[level] >> slot & 1 == 1,
+                !list.is_empty(),
+                "occupancy of level {level} slot {slot}"
+            );
+            for (i, &k) in list.iter().enumerate() {
+                let e = &self.entries[k as usize];
+                assert_eq!((usize::from(e.loc), e.idx as usize), (s, i));
+                let t = e.when >> TICK_SHIFT;
+                assert!(t > self.cur, "wheel entry not after cur");
+                assert_eq!(Self::slot_of(self.cur, t), (level, s));
+            }
+        }
+        let linked = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.loc != FIRED && e.loc != DETACHED)
+            .count();
+        assert_eq!(linked, self.len());
+        if let (Some(lb), Some(min)) = (self.next_ns(), self.next_deadline()) {
+            assert!(self.instant(lb) <= min, "next_ns is not a lower bound");
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     /// A small deterministic generator (xorshift) so the test needs no crate.
     fn rng(seed: &mut u64) -> u64 {
@@ -278,6 +528,23 @@ mod tests {
         *seed ^= *seed >> 7;
         *seed ^= *seed << 17;
         *seed
+    }
+
+    const TICK: u64 = 1 << TICK_SHIFT;
+
+    /// Expires at `ns` since the base; returns the keys that fired.
+    fn expire_at(s: &mut TimerStore, ns: u64, keys: &[usize]) -> Vec<usize> {
+        let was: Vec<bool> = keys.iter().map(|&k| s.is_fired(k)).collect();
+        let n = s.expire(s.instant(ns), &mut Vec::new());
+        let fired: Vec<usize> = keys
+            .iter()
+            .zip(was)
+            .filter(|&(&k, was)| !was && s.is_fired(k))
+            .map(|(&k, _)| k)
+            .collect();
+        assert_eq!(n, fired.len(), "expire's count");
+        s.check();
+        fired
     }
 
     #[test]
@@ -335,10 +602,12 @@ mod tests {
         s.reset(c, b + Duration::from_secs(40));
         assert!(!s.is_fired(c));
         assert_eq!(s.len(), 1);
+        s.check();
         s.remove(a);
         s.remove(c);
         assert_eq!(s.len(), 0);
         assert!(s.next_deadline().is_none());
+        assert!(s.next_ns().is_none());
     }
 
     #[test]
@@ -347,5 +616,164 @@ mod tests {
         let k = s.insert(s.base - Duration::from_secs(1), None);
         assert_eq!(s.expire(Instant::now(), &mut Vec::new()), 1);
         assert!(s.is_fired(k));
+    }
+
+    /// Deadlines on and next to tick, slot and level boundaries fire at
+    /// exactly their nanosecond, not one before.
+    #[test]
+    fn boundaries_fire_exactly() {
+        for level in 0..LEVELS.min(5) {
+            let span = TICK << (LEVEL_BITS as usize * level);
+            for edge in [span, span * 2, span * 63, span * 64, span * 65] {
+                for when in [edge - 1, edge, edge + 1] {
+                    let mut s = TimerStore::new();
+                    let k = s.insert_ns(when, None);
+                    s.check();
+                    assert!(
+                        expire_at(&mut s, when - 1, &[k]).is_empty(),
+                        "{when}: early"
+                    );
+                    assert_eq!(expire_at(&mut s, when, &[k]), [k], "{when}: late");
+                }
+            }
+        }
+    }
+
+    /// Far deadlines sit in the top levels, cascade down as time jumps
+    /// toward them, and still fire exactly at their deadline.
+    #[test]
+    fn far_deadlines_cascade_and_fire_exactly() {
+        let mut s = TimerStore::new();
+        let hour = 3_600_000_000_000u64;
+        let whens = [hour, 24 * hour, 365 * 24 * hour, u64::MAX - 1];
+        let keys: Vec<usize> = whens.iter().map(|&w| s.insert_ns(w, None)).collect();
+        s.check();
+        for (&w, &k) in whens.iter().zip(&keys) {
+            // Jump close, then to one before, then onto the deadline.
+            assert!(expire_at(&mut s, w - w / 1000, &keys).is_empty());
+            assert!(expire_at(&mut s, w - 1, &keys).is_empty());
+            assert_eq!(expire_at(&mut s, w, &keys), [k]);
+        }
+        assert_eq!(s.len(), 0);
+    }
+
+    /// Cancelling an entry after it cascaded to a lower level (or into the
+    /// heap) removes it for good, and fixes the index of the entry moved
+    /// into its place.
+    #[test]
+    fn cancel_of_a_cascaded_entry() {
+        let mut s = TimerStore::new();
+        let span2 = TICK << (2 * LEVEL_BITS);
+        let w = 5 * span2 + 3 * (TICK << LEVEL_BITS) + 12_345;
+        let doomed = s.insert_ns(w, None);
+        let kept: Vec<usize> = (0..4).map(|i| s.insert_ns(w + i, None)).collect();
+        assert_eq!(usize::from(s.entries[doomed].loc) / SLOTS, 2);
+        // Move `cur` into the slot's range: everything cascades to level 1.
+        assert!(expire_at(&mut s, 5 * span2, &[doomed]).is_empty());
+        assert_eq!(usize::from(s.entries[doomed].loc) / SLOTS, 1);
+        s.remove(doomed);
+        s.check();
+        // Into the heap, then cancel one there.
+        assert!(expire_at(&mut s, w - 10, &kept).is_empty());
+        assert_eq!(s.entries[kept[3]].loc, IN_HEAP);
+        s.remove(kept[3]);
+        s.check();
+        assert_eq!(expire_at(&mut s, w + 10, &kept[..3]), &kept[..3]);
+        assert_eq!(s.len(), 0);
+    }
+
+    /// Re-arming from the wheel into the heap, from the heap back to a high
+    /// level, and after firing.
+    #[test]
+    fn rearm_moves_between_heap_and_wheel() {
+        let mut s = TimerStore::new();
+        let k = s.insert_ns(10 * TICK, None);
+        let other = s.insert_ns(1_000 * TICK, None);
+        assert!(expire_at(&mut s, 5 * TICK, &[k, other]).is_empty());
+        s.reset_ns(k, 5 * TICK + 7);
+        assert_eq!(s.entries[k].loc, IN_HEAP);
+        s.check();
+        s.reset_ns(k, 1_000_000 * TICK);
+        assert!(s.entries[k].loc < IN_HEAP - 2);
+        s.check();
+        assert_eq!(expire_at(&mut s, 1_000 * TICK, &[k, other]), [other]);
+        s.reset_ns(other, 2_000 * TICK);
+        assert!(!s.is_fired(other));
+        s.check();
+        assert_eq!(expire_at(&mut s, 1_000_000 * TICK, &[k, other]), [k, other]);
+    }
+
+    /// Shutdown detaches armed entries: they never fire, keep no waker.
+    #[test]
+    fn take_wakers_detaches() {
+        let mut s = TimerStore::new();
+        let a = s.insert_ns(TICK * 3, None);
+        let b = s.insert_ns(0, None);
+        assert_eq!(expire_at(&mut s, TICK * 2, &[a, b]), [b]);
+        let near = s.insert_ns(TICK * 2 + 1, None);
+        assert!(s.take_wakers().is_empty());
+        s.check();
+        assert_eq!(s.len(), 0);
+        assert!(s.is_fired(b) && !s.is_fired(a) && !s.is_fired(near));
+        assert!(expire_at(&mut s, u64::MAX - 1, &[a, near]).is_empty());
+        let w = std::task::Waker::noop();
+        assert!(s.poll(a, w).is_pending() && s.poll(b, w).is_ready());
+        assert!(s.entries[a].waker.is_none());
+        s.remove(a);
+        s.remove(b);
+        s.remove(near);
+    }
+
+    /// Random arms (from the past to the far future), cancels, re-arms and
+    /// clock jumps of every size against a plain model: after each expiry,
+    /// exactly the timers with `deadline <= now` have fired.
+    #[test]
+    fn matches_a_model_under_random_operations() {
+        let mut seed = 0x2545f4914f6cdd1d;
+        for round in 0..20 {
+            let mut s = TimerStore::new();
+            let mut model: BTreeMap<usize, (u64, bool)> = BTreeMap::new();
+            let mut now = 0u64;
+            for _ in 0..3_000 {
+                let r = rng(&mut seed);
+                // Deadlines log-uniform over 2^0..2^50 ns past `now`.
+                let delta = rng(&mut seed) % (1u64 << (r % 51));
+                let when = if r % 17 == 0 {
+                    now.saturating_sub(delta)
+                } else {
+                    now.saturating_add(delta)
+                };
+                match r % 10 {
+                    0..=4 => {
+                        let k = s.insert_ns(when, None);
+                        model.insert(k, (when, false));
+                    }
+                    5 | 6 => {
+                        if let Some(&k) = model.keys().nth((r >> 8) as usize % model.len().max(1)) {
+                            if r & 0x100 == 0 {
+                                s.remove(k);
+                                model.remove(&k);
+                            } else {
+                                s.reset_ns(k, when);
+                                model.insert(k, (when, false));
+                            }
+                        }
+                    }
+                    _ => {
+                        let step = rng(&mut seed) % (1u64 << (r % 40));
+                        now = now.saturating_add(step).min(u64::MAX - 1);
+                        s.expire(s.instant(now), &mut Vec::new());
+                        for (&k, (w, fired)) in model.iter_mut() {
+                            *fired = *w <= now;
+                            assert_eq!(s.is_fired(k), *fired, "round {round}: key {k}");
+                        }
+                    }
+                }
+                if r % 64 == 0 {
+                    s.check();
+                }
+            }
+            s.check();
+        }
     }
 }
