@@ -122,9 +122,9 @@ impl Future for Sleep {
                     this.fired = true;
                     return Poll::Ready(());
                 }
-                let mut store = shared
-                    .lock(&shared.timers.store)
-                    .expect("the context running this thread is owned by it");
+                // SAFETY: `shared` is the context of this thread's innermost
+                // run frame (`Shared::current`).
+                let mut store = unsafe { shared.lock_running(&shared.timers.store) };
                 let armed = shared.timers.arm_ns(&mut store, when, cx.waker());
                 drop(store);
                 if armed.wake_leader {

@@ -174,6 +174,20 @@ impl Shared {
 
     /// Locks `l` (multi-threaded) or borrows it if this thread owns the
     /// single-threaded context; `None` on any other thread.
+    /// [`Shared::lock`] for a caller that knows this thread runs the
+    /// context (it got `self` from its innermost run frame): no frame walk.
+    ///
+    /// # Safety
+    ///
+    /// This thread has a live run frame of this context.
+    #[inline]
+    pub(crate) unsafe fn lock_running<'a, T>(&self, l: &'a ModeLock<T>) -> ModeGuard<'a, T> {
+        debug_assert!(frame::is_running(self));
+        // SAFETY: locking mode takes a mutex; otherwise the caller's frame
+        // makes this thread the owner.
+        unsafe { l.lock_unchecked() }
+    }
+
     pub(crate) fn lock<'a, T>(&self, l: &'a ModeLock<T>) -> Option<ModeGuard<'a, T>> {
         if l.is_locking() || frame::is_running(self) {
             // SAFETY: locking mode takes a mutex; otherwise this thread has a
