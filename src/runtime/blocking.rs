@@ -21,7 +21,7 @@
 //! [`JoinError::is_panic`](crate::JoinError::is_panic) with its payload),
 //! `abort` and shutdown drop the waiting task. The price is one small task
 //! allocation per job, negligible next to a thread hand-off. Building the
-//! handle with `async-task` directly would have meant a second kind of task
+//! handle on a task cell of its own would have meant a second kind of task
 //! with its own registry, abort and work-counting rules.
 //!
 //! A job whose receiver is gone before a thread picks it up (handle
