@@ -15,16 +15,27 @@
 //!   under the lock — refuses if work or a stop arrived meanwhile, and
 //!   otherwise records `leader_parked = true`. Only then does the leader enter
 //!   the kernel.
-//! * A push (from any thread) wakes exactly what is needed: an idle follower
-//!   through the condition variable if one sleeps, else the parked leader, by
-//!   returning [`Wake::Leader`] so the caller writes the eventfd *after*
-//!   releasing the lock. `leader_parked` is cleared by that push, so one park
-//!   costs at most one eventfd write. A notified follower stops counting as
-//!   idle at once (it moves from `idle_followers` to `signalled`), so a second
-//!   push in a burst wakes a second thread instead of re-notifying the first.
-//! * A runner that takes an item and leaves more behind hands the rest on the
-//!   same way (Asio's `wake_one_thread_and_unlock`): one more follower, or the
-//!   leader out of the kernel, so ready work runs in parallel.
+//! * A push (from any thread) wakes at most one thread, and only if nobody
+//!   is already on the way to the queue (tokio's "searching" rule):
+//!   - if a follower has been signalled and has not yet come back from its
+//!     wait (`signalled > 0`), nobody: that follower will take the work and
+//!     hand on what it leaves (next rule), so waking a second thread per
+//!     push of a burst would only cost a syscall and a context switch;
+//!   - else an idle follower through the condition variable, if one sleeps
+//!     (it moves from `idle_followers` to `signalled` at once);
+//!   - else the parked leader, by returning [`Wake::Leader`] so the caller
+//!     wakes the ring *after* releasing the lock. `leader_parked` is cleared
+//!     by that push (one park costs at most one wake), and `leader_woken`
+//!     records that a wake is on its way to the leader until the leader is
+//!     back ([`RunQueue::finish_lead`]);
+//!   - else nobody: every runner is awake and will look at the queue.
+//! * A runner that takes an item and leaves more behind hands the rest on
+//!   by the same rule (Asio's `wake_one_thread_and_unlock`): one more
+//!   follower, or the leader out of the kernel, so ready work runs in
+//!   parallel. So does a runner that leaves [`RunQueue::next`] without
+//!   taking anything while items are queued ([`Next::Idle`] carries the
+//!   wake): it may have consumed the signal meant for them (stop,
+//!   `block_on` interrupt, deadline).
 //! * A runner that takes an item may take a few more into its own stash
 //!   (at most half of what is left, the rest is handed on as above), and
 //!   gives back what it has not run when it stops running or runs the
@@ -36,10 +47,30 @@
 //! * [`RunQueue::finish_lead`] hands completed work over, clears leadership and
 //!   wakes a follower (which may become the next leader).
 //!
-//! A parked leader is always woken by a push (eventfd → multishot poll CQE),
-//! and a follower is always woken by a push, a stop or the end of a
-//! leadership (condvar under the same mutex), so no wake-up is lost and no
-//! periodic timeout is needed. `loom_run_queue` checks the model.
+//! ## A wake CQE reaped by someone else
+//!
+//! The leader decides to park under this lock, but enters the kernel later,
+//! without any lock; the kernel's wait then ends on a CQE posted *after* the
+//! entry. A runner that is not the leader may reap CQEs in that window (the
+//! periodic flush of a busy runner, a follower's flush, a runner leaving) and
+//! so consume the wake CQE meant for the leader, which would then sleep on
+//! with work queued or the context stopped (seen: the 2-thread
+//! `io_context.multithreaded` cell hung under `strace`). Therefore a runner
+//! that reaped anything outside a leadership calls [`RunQueue::rewake`]:
+//! while a leader is parked-and-woken (`leader && leader_woken`) it returns
+//! [`Wake::Leader`] and the caller wakes the ring again. Either the leader
+//! was already in the kernel when the stolen CQE was posted (it woke, and the
+//! extra CQE is reaped later) or it was not (then the new wake ends its wait,
+//! or is stolen again and re-sent again: each steal is followed by a re-send
+//! while the flag is up, and only the leader lowers it, once back).
+//!
+//! A parked leader is always woken by a push (ring wake-up → CQE) unless
+//! someone else is already on the way, and a follower is always woken by a
+//! push, a stop, the end of a leadership or a hand-on (condvar under the
+//! same mutex); every thread that consumes a signal meant for queued work
+//! either takes that work or hands it on, so no wake-up is lost and no
+//! periodic timeout is needed. `loom_run_queue` checks the model, including
+//! a runner that steals the leader's wake CQE.
 //!
 //! Lock order: the driver's ring lock may be held while pushing here (ring →
 //! queue); this lock is never held while calling into the driver, the timer
@@ -48,6 +79,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::{Condvar, Mutex, MutexGuard};
 
 /// What a pusher must do after releasing the lock.
@@ -69,8 +101,9 @@ pub(crate) enum Next<T> {
     /// [`RunQueue::park_leader`] / [`RunQueue::finish_lead`].
     Lead,
     /// Nothing to run and the caller may not wait (poll, deadline reached,
-    /// stopped, or no outstanding work).
-    Idle,
+    /// stopped, or no outstanding work). Items may still be queued (a stop,
+    /// an interrupt): the caller wakes whoever they were handed on to.
+    Idle(Wake),
     /// The caller would sleep as a follower but said it has submissions
     /// queued: it must flush them (without this lock) and ask again.
     Flush,
@@ -92,6 +125,9 @@ struct State<T> {
     items: VecDeque<T>,
     leader: bool,
     leader_parked: bool,
+    /// A wake was sent to the parked leader and it is not back yet
+    /// ([`RunQueue::finish_lead`]): see "A wake CQE reaped by someone else".
+    leader_woken: bool,
     /// The leader's wait deadline went stale (an earlier timer was armed)
     /// before it parked: it must recompute instead of parking.
     leader_stale: bool,
@@ -106,6 +142,9 @@ struct State<T> {
 pub(crate) struct RunQueue<T> {
     state: Mutex<State<T>>,
     cond: Condvar,
+    /// A copy of `State::leader` readable without the lock: a hint only
+    /// (see [`RunQueue::has_leader`]).
+    leader_hint: AtomicBool,
 }
 
 impl<T> RunQueue<T> {
@@ -115,12 +154,22 @@ impl<T> RunQueue<T> {
                 items: VecDeque::new(),
                 leader: false,
                 leader_parked: false,
+                leader_woken: false,
                 leader_stale: false,
                 idle_followers: 0,
                 signalled: 0,
             }),
             cond: Condvar::new(),
+            leader_hint: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a leadership is under way, as of some recent moment. A
+    /// runner uses it to skip its periodic reap (the leader reaps, and a
+    /// reap by anyone else may take the leader's wake CQE); nothing may
+    /// depend on it for a wake-up.
+    pub(crate) fn has_leader(&self) -> bool {
+        self.leader_hint.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -128,17 +177,36 @@ impl<T> RunQueue<T> {
     }
 
     fn wake_for_new_work(&self, st: &mut State<T>) -> Wake {
-        if st.idle_followers > 0 {
+        if st.signalled > 0 {
+            // A follower is on its way: it takes this work or hands it on.
+            Wake::Nobody
+        } else if st.idle_followers > 0 {
             st.idle_followers -= 1;
             st.signalled += 1;
             self.cond.notify_one();
             Wake::Nobody
-        } else if st.leader_parked {
+        } else {
+            Self::wake_parked_leader(st)
+        }
+    }
+
+    fn wake_parked_leader(st: &mut State<T>) -> Wake {
+        if st.leader_parked {
             st.leader_parked = false;
+            st.leader_woken = true;
             Wake::Leader
         } else {
             Wake::Nobody
         }
+    }
+
+    /// The hand-on of a runner leaving [`next`](Self::next) with nothing.
+    fn idle(&self, st: &mut State<T>) -> Next<T> {
+        Next::Idle(if st.items.is_empty() {
+            Wake::Nobody
+        } else {
+            self.wake_for_new_work(st)
+        })
     }
 
     /// Queues one item.
@@ -181,7 +249,7 @@ impl<T> RunQueue<T> {
         let mut st = self.lock();
         loop {
             if stopped() {
-                return Next::Idle;
+                return self.idle(&mut st);
             }
             if let Some(item) = st.items.pop_front() {
                 let more = take_more.min(st.items.len() / 2);
@@ -195,10 +263,11 @@ impl<T> RunQueue<T> {
                 return Next::Run(item, wake);
             }
             if !has_work() {
-                return Next::Idle;
+                return self.idle(&mut st);
             }
             if !st.leader {
                 st.leader = true;
+                self.leader_hint.store(true, Ordering::Relaxed);
                 return Next::Lead;
             }
             // A leader is driving the ring: follow.
@@ -206,7 +275,7 @@ impl<T> RunQueue<T> {
                 return Next::Flush;
             }
             match mode {
-                WaitMode::Poll => return Next::Idle,
+                WaitMode::Poll => return self.idle(&mut st),
                 WaitMode::Block => {
                     st.idle_followers += 1;
                     st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -214,7 +283,7 @@ impl<T> RunQueue<T> {
                 WaitMode::Until(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return Next::Idle;
+                        return self.idle(&mut st);
                     }
                     st.idle_followers += 1;
                     st = self
@@ -242,6 +311,7 @@ impl<T> RunQueue<T> {
             return false;
         }
         st.leader_parked = true;
+        st.leader_woken = false;
         true
     }
 
@@ -250,7 +320,9 @@ impl<T> RunQueue<T> {
         let mut st = self.lock();
         st.items.extend(reaped);
         st.leader = false;
+        self.leader_hint.store(false, Ordering::Relaxed);
         st.leader_parked = false;
+        st.leader_woken = false;
         st.leader_stale = false;
         // One follower takes the work (or the leadership); it hands on
         // further work itself in `next`.
@@ -272,8 +344,15 @@ impl<T> RunQueue<T> {
     pub(crate) fn wake_all(&self) -> Wake {
         let mut st = self.lock();
         self.signal_all(&mut st);
-        if st.leader_parked {
-            st.leader_parked = false;
+        Self::wake_parked_leader(&mut st)
+    }
+
+    /// A runner reaped CQEs outside a leadership: if that may have been the
+    /// wake meant for the parked leader, the caller must wake the ring
+    /// again (see "A wake CQE reaped by someone else" in the module docs).
+    pub(crate) fn rewake(&self) -> Wake {
+        let st = self.lock();
+        if st.leader && st.leader_woken {
             Wake::Leader
         } else {
             Wake::Nobody
@@ -286,8 +365,7 @@ impl<T> RunQueue<T> {
     pub(crate) fn wake_leader(&self) -> Wake {
         let mut st = self.lock();
         if st.leader_parked {
-            st.leader_parked = false;
-            Wake::Leader
+            Self::wake_parked_leader(&mut st)
         } else {
             if st.leader {
                 st.leader_stale = true;
@@ -308,49 +386,90 @@ impl<T> RunQueue<T> {
 
 #[cfg(all(test, loom))]
 mod loom_run_queue {
-    //! Model: two runners (leader/follower) and one poster. The leader's
-    //! kernel wait is an eventfd modelled by a counter; a lost wake-up shows as
-    //! a deadlock.
+    //! Model: two runners (leader/follower) and one poster. The ring is
+    //! modelled as far as the protocol depends on it: a wake posts a CQE; the
+    //! leader's kernel wait returns at once if a CQE is unreaped at entry and
+    //! otherwise only on a CQE posted after entry (as `io_uring_enter` with
+    //! `min_complete = 1` does), reaping everything; and any runner may reap
+    //! without waiting (a busy runner's periodic flush). A lost wake-up shows
+    //! as a deadlock.
     use super::*;
     use crate::loom::sync::atomic::{AtomicUsize, Ordering};
     use crate::loom::sync::Arc;
 
-    struct EventFd {
-        count: Mutex<u64>,
+    #[derive(Default)]
+    struct Cq {
+        posted: u64,
+        reaped: u64,
+    }
+
+    struct Ring {
+        cq: Mutex<Cq>,
         cond: Condvar,
     }
-    impl EventFd {
-        fn write(&self) {
-            *self.count.lock().unwrap() += 1;
+
+    impl Ring {
+        fn new() -> Self {
+            Ring {
+                cq: Mutex::new(Cq::default()),
+                cond: Condvar::new(),
+            }
+        }
+        /// Another thread wakes the ring: one CQE.
+        fn wake(&self) {
+            self.cq.lock().unwrap().posted += 1;
             self.cond.notify_all();
         }
+        /// The leader's kernel wait, then its reap.
         fn wait(&self) {
-            let mut c = self.count.lock().unwrap();
-            while *c == 0 {
-                c = self.cond.wait(c).unwrap();
+            let mut cq = self.cq.lock().unwrap();
+            if cq.posted == cq.reaped {
+                let entry = cq.posted;
+                while cq.posted == entry {
+                    cq = self.cond.wait(cq).unwrap();
+                }
             }
-            *c = 0;
+            cq.reaped = cq.posted;
+        }
+        /// A non-blocking reap; `true` if it took any CQE.
+        fn reap(&self) -> bool {
+            let mut cq = self.cq.lock().unwrap();
+            let any = cq.posted > cq.reaped;
+            cq.reaped = cq.posted;
+            any
         }
     }
 
     /// A runner of the model: runs what it takes (and what it took ahead
     /// into its stash, up to `take_more`), counts the outstanding work down
     /// and, on the last unit, wakes everyone (as `stop()` does); leads by
-    /// waiting on the eventfd stand-in; returns when told `Idle`.
+    /// waiting in the ring; returns when told `Idle`. With `reap`, it reaps
+    /// the ring before every look at the queue (outside any leadership),
+    /// and re-sends a leader's wake it may have taken, as the scheduler's
+    /// `reaping` does.
     fn model_runner(
         q: Arc<RunQueue<u32>>,
-        efd: Arc<EventFd>,
+        ring: Arc<Ring>,
         rem: Arc<AtomicUsize>,
         take_more: usize,
+        reap: bool,
     ) -> impl FnOnce() {
         move || {
             let mut stash = VecDeque::new();
+            let wake = |w: Wake| {
+                if w == Wake::Leader {
+                    ring.wake();
+                }
+            };
             let done = |q: &RunQueue<u32>| {
-                if rem.fetch_sub(1, Ordering::SeqCst) == 1 && q.wake_all() == Wake::Leader {
-                    efd.write();
+                if rem.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    wake(q.wake_all());
                 }
             };
             loop {
+                if reap && ring.reap() {
+                    wake(q.rewake());
+                }
                 if stash.pop_front().is_some() {
                     done(&q);
                     continue;
@@ -363,19 +482,20 @@ mod loom_run_queue {
                     &mut stash,
                     take_more,
                 ) {
-                    Next::Run(_, wake) => {
-                        if wake == Wake::Leader {
-                            efd.write();
-                        }
+                    Next::Run(_, w) => {
+                        wake(w);
                         done(&q);
                     }
                     Next::Lead => {
                         if q.park_leader(|| rem.load(Ordering::SeqCst) == 0) {
-                            efd.wait();
+                            ring.wait();
                         }
                         q.finish_lead(None);
                     }
-                    Next::Idle => return,
+                    Next::Idle(w) => {
+                        wake(w);
+                        return;
+                    }
                     Next::Flush => unreachable!("never asked to flush"),
                 }
             }
@@ -383,32 +503,31 @@ mod loom_run_queue {
     }
 
     /// Two runners and a thread posting `items` (runners taking up to
-    /// `take_more` ahead): every item runs and everyone returns.
-    fn model(items: u32, take_more: usize) {
+    /// `take_more` ahead; the second runner reaping outside leaderships if
+    /// `reap`): every item runs and everyone returns.
+    fn model(items: u32, take_more: usize, reap: bool) {
         loom::model(move || {
             let q = Arc::new(RunQueue::<u32>::new());
-            let efd = Arc::new(EventFd {
-                count: Mutex::new(0),
-                cond: Condvar::new(),
-            });
+            let ring = Arc::new(Ring::new());
             let remaining = Arc::new(AtomicUsize::new(items as usize));
             let r1 = loom::thread::spawn(model_runner(
                 q.clone(),
-                efd.clone(),
+                ring.clone(),
                 remaining.clone(),
                 take_more,
+                false,
             ));
             let poster = {
-                let (q, efd) = (q.clone(), efd.clone());
+                let (q, ring) = (q.clone(), ring.clone());
                 loom::thread::spawn(move || {
                     for item in 0..items {
                         if q.push(item) == Wake::Leader {
-                            efd.write();
+                            ring.wake();
                         }
                     }
                 })
             };
-            model_runner(q.clone(), efd.clone(), remaining.clone(), take_more)();
+            model_runner(q.clone(), ring.clone(), remaining.clone(), take_more, reap)();
             r1.join().unwrap();
             poster.join().unwrap();
             assert_eq!(remaining.load(Ordering::SeqCst), 0);
@@ -417,7 +536,7 @@ mod loom_run_queue {
 
     #[test]
     fn loom_run_queue_leader_follower() {
-        model(1, 0);
+        model(1, 0, false);
     }
 
     /// Three items: the first runner takes one of the two left behind the
@@ -425,7 +544,23 @@ mod loom_run_queue {
     /// lost.
     #[test]
     fn loom_run_queue_with_stash() {
-        model(3, 1);
+        model(3, 1, false);
+    }
+
+    /// Two items, one per push, so a push finds the other runner signalled
+    /// (and wakes nobody) or hands on: fails with a deadlock if a pushed
+    /// item can be left with every runner asleep.
+    #[test]
+    fn loom_run_queue_burst_wakes_through_hand_on() {
+        model(2, 0, false);
+    }
+
+    /// A runner reaps the ring outside any leadership and may take the CQE
+    /// of a wake meant for the parked leader (the push's, or the stop's);
+    /// without `rewake` the leader sleeps on and this deadlocks.
+    #[test]
+    fn loom_run_queue_stolen_wake_is_resent() {
+        model(1, 0, true);
     }
 }
 
@@ -470,13 +605,14 @@ mod tests {
     }
 
     #[test]
-    fn second_push_of_a_burst_wakes_the_leader_not_the_signalled_follower() {
+    fn a_burst_wakes_one_follower_which_hands_on_to_the_leader() {
         use std::sync::Arc;
         let q = Arc::new(RunQueue::<u32>::new());
         assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
         let q2 = q.clone();
-        let follower = std::thread::spawn(move || {
-            matches!(next_of(&q2, WaitMode::Block, false), Next::Run(..))
+        let follower = std::thread::spawn(move || match next_of(&q2, WaitMode::Block, false) {
+            Next::Run(1, wake) => wake,
+            other => panic!("{other:?}"),
         });
         while q.lock().idle_followers == 0 {
             std::thread::yield_now();
@@ -485,12 +621,69 @@ mod tests {
         assert_eq!(q.push(1), Wake::Nobody, "the idle follower is signalled");
         assert_eq!(
             q.push(2),
-            Wake::Leader,
-            "the follower is taken: wake the leader"
+            Wake::Nobody,
+            "the signalled follower is on its way: nobody else is woken"
         );
-        assert!(follower.join().unwrap());
+        assert_eq!(
+            follower.join().unwrap(),
+            Wake::Leader,
+            "the follower hands item 2 on to the parked leader"
+        );
         let st = q.lock();
         assert_eq!((st.idle_followers, st.signalled), (0, 0));
+        assert!(st.leader_woken);
+    }
+
+    #[test]
+    fn a_reaper_resends_the_leaders_wake_until_the_leader_is_back() {
+        let q = RunQueue::<u32>::new();
+        assert_eq!(q.rewake(), Wake::Nobody, "no leader");
+        assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
+        assert!(q.park_leader(|| false));
+        assert_eq!(q.rewake(), Wake::Nobody, "parked, nobody woke it yet");
+        assert_eq!(q.push(1), Wake::Leader);
+        assert_eq!(q.rewake(), Wake::Leader, "its wake may have been reaped");
+        assert_eq!(q.rewake(), Wake::Leader, "and again, until it is back");
+        q.finish_lead(None);
+        assert_eq!(q.rewake(), Wake::Nobody);
+        assert!(matches!(
+            next_of(&q, WaitMode::Block, false),
+            Next::Run(1, _)
+        ));
+        assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
+        assert!(q.park_leader(|| false));
+        assert_eq!(q.wake_all(), Wake::Leader, "a stop's wake counts too");
+        assert_eq!(q.rewake(), Wake::Leader);
+    }
+
+    #[test]
+    fn a_runner_leaving_with_items_queued_hands_them_on() {
+        let q = RunQueue::<u32>::new();
+        assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
+        assert!(q.park_leader(|| false));
+        assert_eq!(q.push(1), Wake::Leader);
+        q.finish_lead(None);
+        assert!(matches!(
+            next_of(&q, WaitMode::Block, false),
+            Next::Run(1, _)
+        ));
+        assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
+        assert!(q.park_leader(|| false));
+        // Pushed while the leader sleeps and an interrupted runner passes by.
+        let mut st = q.lock();
+        st.items.push_back(2);
+        drop(st);
+        assert!(matches!(
+            q.next(
+                WaitMode::Block,
+                || true,
+                || true,
+                false,
+                &mut VecDeque::new(),
+                0
+            ),
+            Next::Idle(Wake::Leader)
+        ));
     }
 
     #[test]
@@ -498,7 +691,7 @@ mod tests {
         let q = RunQueue::<u32>::new();
         assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
         assert!(matches!(next_of(&q, WaitMode::Block, true), Next::Flush));
-        assert!(matches!(next_of(&q, WaitMode::Poll, true), Next::Idle));
+        assert!(matches!(next_of(&q, WaitMode::Poll, true), Next::Idle(_)));
     }
 
     #[test]
@@ -515,9 +708,12 @@ mod tests {
     fn follower_poll_and_deadline_return_idle() {
         let q = RunQueue::<u32>::new();
         assert!(matches!(next_of(&q, WaitMode::Poll, false), Next::Lead));
-        assert!(matches!(next_of(&q, WaitMode::Poll, false), Next::Idle));
+        assert!(matches!(next_of(&q, WaitMode::Poll, false), Next::Idle(_)));
         let t = Instant::now() + std::time::Duration::from_millis(5);
-        assert!(matches!(next_of(&q, WaitMode::Until(t), false), Next::Idle));
+        assert!(matches!(
+            next_of(&q, WaitMode::Until(t), false),
+            Next::Idle(_)
+        ));
         assert!(Instant::now() >= t);
         assert!(matches!(
             q.next(
@@ -528,7 +724,7 @@ mod tests {
                 &mut VecDeque::new(),
                 0
             ),
-            Next::Idle
+            Next::Idle(_)
         ));
         assert!(matches!(
             q.next(
@@ -539,7 +735,7 @@ mod tests {
                 &mut VecDeque::new(),
                 0
             ),
-            Next::Idle
+            Next::Idle(_)
         ));
     }
 

@@ -506,7 +506,7 @@ impl Shared {
         let out = f(guard.frame());
         self.give_back_stash(guard.frame());
         if !nested {
-            self.settle();
+            self.reaping(|| self.settle());
         }
         out
     }
@@ -683,7 +683,7 @@ impl Shared {
     ) -> usize {
         loop {
             if frame.since_flush.get() >= EVENT_INTERVAL {
-                self.maintain(frame);
+                self.maintain_multi(frame, q);
             }
             let stashed = frame.stash.borrow_mut().pop_front();
             if let Some(r) = stashed {
@@ -717,9 +717,14 @@ impl Shared {
                 }
                 Next::Flush => {
                     frame.since_flush.set(0);
-                    self.flush_ring();
+                    self.reaping(|| self.flush_ring());
                 }
-                Next::Idle => return 0,
+                Next::Idle(wake) => {
+                    if wake == QueueWake::Leader {
+                        self.driver.wake();
+                    }
+                    return 0;
+                }
                 Next::Lead => {
                     if self.lead(frame, wait, interrupt, q) {
                         continue;
@@ -727,6 +732,41 @@ impl Shared {
                     return 0;
                 }
             }
+        }
+    }
+
+    /// Step 2 of a pass, multi-threaded. While a leader is under way it
+    /// reaps the ring itself (a parked leader wakes on any CQE), so a busy
+    /// runner with no SQEs of its own to submit leaves the ring alone: its
+    /// reap would only take CQEs the leader is woken for — among them the
+    /// leader's own wake-up, which then has to be sent again. The leader
+    /// check is a lock-free hint; a stale answer costs a skipped or an
+    /// extra flush, never a wake-up (`reaping` covers every reap).
+    fn maintain_multi(&self, frame: &Frame, q: &RunQueue<Runnable>) {
+        if q.has_leader() && !self.driver.sq_queued() {
+            frame.since_flush.set(0);
+            self.metrics.add_polled(frame.polled.take());
+            self.expire_timers();
+        } else {
+            self.reaping(|| self.maintain(frame));
+        }
+    }
+
+    /// Runs `flush`, a non-blocking look at the ring by a thread that is not
+    /// the leader, and, multi-threaded, if it reaped anything, re-sends the
+    /// wake of a parked leader that it may have consumed (see "A wake CQE
+    /// reaped by someone else" in [`super::run_queue`]). The driver's reaped
+    /// count tells: this thread sees its own increments, and another
+    /// thread's only make the check more eager.
+    fn reaping(&self, flush: impl FnOnce()) {
+        let Queue::Multi(q) = &self.queue else {
+            return flush();
+        };
+        let reaped = || self.driver.counters.cqes_reaped.load(Ordering::Relaxed);
+        let before = reaped();
+        flush();
+        if reaped() != before && q.rewake() == QueueWake::Leader {
+            self.driver.wake_surely();
         }
     }
 
