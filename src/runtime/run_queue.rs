@@ -619,15 +619,19 @@ mod tests {
         }
         assert!(q.park_leader(|| false));
         assert_eq!(q.push(1), Wake::Nobody, "the idle follower is signalled");
+        // Usually the follower is still on its way and this push wakes
+        // nobody, the follower then handing item 2 on to the parked leader;
+        // if it already came back with item 1, this push wakes the leader
+        // itself. Either way the leader is woken exactly once.
+        let second = q.push(2);
+        let handed_on = follower.join().unwrap();
         assert_eq!(
-            q.push(2),
-            Wake::Nobody,
-            "the signalled follower is on its way: nobody else is woken"
-        );
-        assert_eq!(
-            follower.join().unwrap(),
-            Wake::Leader,
-            "the follower hands item 2 on to the parked leader"
+            [second, handed_on]
+                .iter()
+                .filter(|w| **w == Wake::Leader)
+                .count(),
+            1,
+            "push: {second:?}, hand-on: {handed_on:?}"
         );
         let st = q.lock();
         assert_eq!((st.idle_followers, st.signalled), (0, 0));
