@@ -48,18 +48,28 @@ pub(crate) struct TaskMeta {
     key: AtomicUsize,
 }
 
+/// Queues `r` on its context. `kept`: the caller holds another reference
+/// to the task for the whole call (the waker of a wake by reference, the
+/// join handle of a fresh spawn), which keeps the task cell, and with it
+/// the metadata's `Arc<Shared>`, alive after `r` is handed over; otherwise
+/// a reference to the task is taken for the call (cheaper than one to the
+/// context, whose count every thread touches).
 #[inline]
-fn schedule(r: Runnable) {
-    let shared = &r.metadata().shared;
-    if crate::runtime::frame::is_running(shared) {
-        let p: *const Shared = Arc::as_ptr(shared);
-        // SAFETY: this thread runs the context, so its run frame holds a
-        // strong reference that outlives this call even if `r` (and with it
-        // the metadata's Arc) is consumed by another thread meanwhile.
-        unsafe { &*p }.schedule_here(r);
+fn schedule(r: Runnable, kept: bool) {
+    let shared: *const Shared = Arc::as_ptr(&r.metadata().shared);
+    // SAFETY: `r` holds a task reference, so the metadata's Arc is alive now.
+    let s = unsafe { &*shared };
+    if crate::runtime::frame::is_running(s) {
+        // This thread runs the context: its run frame holds a strong
+        // reference that outlives this call, even if `r` is consumed (and
+        // its task freed) by another thread meanwhile.
+        s.schedule_here(r);
+    } else if kept {
+        // The caller's reference keeps the cell and its Arc alive.
+        s.schedule(r);
     } else {
-        let shared = shared.clone();
-        shared.schedule(r);
+        let _alive = r.keep_alive();
+        s.schedule(r);
     }
 }
 
@@ -80,7 +90,8 @@ where
         if !in_frame {
             shared.metrics.add_spawned(1);
         }
-        schedule(r);
+        // `handle` keeps the task alive.
+        schedule(r, true);
     }
     handle
 }

@@ -177,7 +177,7 @@ impl<F: Future> Cell<F> {
                 unsafe { finish(ptr) };
             }
             Poll::Pending => match header.state.end_run_pending() {
-                AfterPending::Reschedule => super::schedule(Runnable { ptr }),
+                AfterPending::Reschedule => super::schedule(Runnable { ptr }, false),
                 AfterPending::Idle => {}
                 // SAFETY: the last reference is gone.
                 AfterPending::Dealloc => unsafe { Self::dealloc(ptr) },
@@ -342,6 +342,14 @@ impl Runnable {
         Runnable { ptr }
     }
 
+    /// A reference to the task that lives until the guard is dropped (for a
+    /// caller that hands the Runnable over and still needs the metadata).
+    pub(super) fn keep_alive(&self) -> KeepAlive {
+        // SAFETY: our reference keeps the cell alive.
+        unsafe { self.ptr.as_ref() }.state.add_ref();
+        KeepAlive { ptr: self.ptr }
+    }
+
     /// Polls the task once (see the module docs).
     pub(crate) fn run(self) {
         let this = ManuallyDrop::new(self);
@@ -359,6 +367,22 @@ impl Drop for Runnable {
         unsafe {
             (header.vtable.cancel)(self.ptr);
             finish(self.ptr);
+        }
+    }
+}
+
+/// A bare reference to a task (see [`Runnable::keep_alive`]).
+pub(super) struct KeepAlive {
+    ptr: NonNull<Header>,
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        // SAFETY: our reference keeps the cell alive until released here.
+        let header = unsafe { self.ptr.as_ref() };
+        if header.state.release() {
+            // SAFETY: that was the last reference.
+            unsafe { (header.vtable.dealloc)(self.ptr) };
         }
     }
 }
@@ -483,7 +507,7 @@ unsafe fn waker_clone(data: *const ()) -> RawWaker {
 unsafe fn waker_wake(data: *const ()) {
     let ptr = NonNull::from(header_of(data));
     match header_of(data).state.wake_by_val() {
-        AfterWake::Schedule => super::schedule(Runnable { ptr }),
+        AfterWake::Schedule => super::schedule(Runnable { ptr }, false),
         AfterWake::Nothing => {}
         // SAFETY: our reference was the last.
         AfterWake::Dealloc => unsafe { (header_of(data).vtable.dealloc)(ptr) },
@@ -492,9 +516,9 @@ unsafe fn waker_wake(data: *const ()) {
 
 unsafe fn waker_wake_by_ref(data: *const ()) {
     if header_of(data).state.wake_by_ref() == AfterWake::Schedule {
-        super::schedule(Runnable {
-            ptr: NonNull::from(header_of(data)),
-        });
+        // The waker's own reference lives through the call.
+        let ptr = NonNull::from(header_of(data));
+        super::schedule(Runnable { ptr }, true);
     }
 }
 
