@@ -4,9 +4,9 @@
 //! or resets (the error surfacing on the next write, flush or close), a
 //! read in flight when the peer resets, a compat read right after an
 //! owned-buffer read was dropped in flight (the carry), I/O polled outside
-//! any context, and the `Debug` output of the adapter state; and two
-//! ignored tests of mixing the adapters with the owned-buffer methods on
-//! one stream (bytes reordered). Both modes.
+//! any context, and the `Debug` output of the adapter state; and mixing
+//! the adapters with the owned-buffer methods on one stream (the stream
+//! order is the order of the calls). Both modes.
 
 mod common;
 
@@ -328,7 +328,7 @@ fn debug_shows_unread_bytes_of_the_internal_buffer() {
 }
 
 #[test]
-#[ignore = "bug: an owned-buffer write overtakes bytes a futures-io write already reported written (write-behind)"]
+
 fn owned_write_after_a_compat_write_behind_does_not_overtake_it() {
     let _fd = fd_shared();
     each_mode(|mode, ctx| {
@@ -364,7 +364,7 @@ fn owned_write_after_a_compat_write_behind_does_not_overtake_it() {
 }
 
 #[test]
-#[ignore = "bug: an owned-buffer read skips bytes left in the futures-io read buffer (returns later bytes, then EOF)"]
+
 fn owned_read_after_a_compat_read_gets_the_buffered_bytes_first() {
     let _fd = fd_shared();
     each_mode(|mode, ctx| {

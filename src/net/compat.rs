@@ -140,6 +140,51 @@ impl Socket {
         }
     }
 
+    /// For an owned-buffer read (see `Socket::recv`): copies up to `cap`
+    /// bytes the adapter holds to `dst`, first waiting for its read in
+    /// flight. `None` if it holds nothing and reads nothing.
+    pub(crate) fn poll_compat_unread(
+        &self,
+        cx: &mut Context<'_>,
+        dst: *mut u8,
+        cap: usize,
+    ) -> Poll<Option<io::Result<usize>>> {
+        let mut c = self.compat();
+        loop {
+            if c.read_pos < c.unread.len() {
+                let n = (c.unread.len() - c.read_pos).min(cap);
+                // SAFETY: the caller's buffer is writable for `cap` bytes
+                // and does not overlap the adapter's own buffer.
+                unsafe { std::ptr::copy_nonoverlapping(c.unread[c.read_pos..].as_ptr(), dst, n) };
+                c.read_pos += n;
+                return Poll::Ready(Some(Ok(n)));
+            }
+            let Some(op) = c.read.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let Received {
+                result,
+                buf,
+                more_waiting,
+            } = match Pin::new(op).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(done) => done,
+            };
+            c.read = None;
+            self.ring_fd().finish_op();
+            if more_waiting {
+                self.speculate_recv.store(true, Ordering::Relaxed);
+            }
+            c.unread = buf;
+            c.read_pos = 0;
+            match result {
+                Ok(0) => return Poll::Ready(Some(Ok(0))),
+                Ok(_) => continue,
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+    }
+
     /// Waits for the write-behind send, resubmitting after short sends.
     fn poll_write_behind(&self, c: &mut Compat, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some(op) = c.write.as_mut() {

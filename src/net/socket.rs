@@ -17,6 +17,16 @@
 //!
 //! Inline completions are counted in `Metrics::inline_completions`.
 //!
+//! # Mixing the owned-buffer and futures-io APIs
+//!
+//! Once the futures-io adapter ([`crate::net::compat`]) has been used on a
+//! socket (`compat_used`), every owned-buffer read first hands out the bytes
+//! that adapter already took from the kernel (waiting for its read in
+//! flight), and every owned-buffer send first waits for its write-behind
+//! send: the stream order is the order of the calls, whichever API made
+//! them. (`shutdown` is synchronous and does not wait: flush or close
+//! through the adapter first.)
+//!
 //! # Reads and cancellation
 //!
 //! Stream reads go through the socket's [`Carry`], so bytes a cancelled
@@ -51,6 +61,8 @@ pub(crate) struct Socket {
     pub(crate) speculate_send: AtomicBool,
     /// State of the `futures_io` adapters ([`crate::net::compat`]).
     compat: Mutex<Compat>,
+    /// The futures-io adapter has been used (see the module docs).
+    compat_used: AtomicBool,
 }
 
 /// Stream (byte-ordered, carries cancelled reads) or datagram.
@@ -72,6 +84,7 @@ impl Socket {
             speculate_recv: AtomicBool::new(true),
             speculate_send: AtomicBool::new(true),
             compat: Mutex::default(),
+            compat_used: AtomicBool::new(false),
         }
     }
 
@@ -80,7 +93,38 @@ impl Socket {
     }
 
     pub(crate) fn compat(&self) -> MutexGuard<'_, Compat> {
+        if !self.compat_used.load(Ordering::Relaxed) {
+            self.compat_used.store(true, Ordering::Relaxed);
+        }
         self.compat.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Owned-buffer reads: the bytes the futures-io adapter holds come
+    /// first. `Some` with them (or its read's error, or `Ok(0)` at its end
+    /// of stream), `None` if it holds nothing.
+    async fn take_compat_unread<B: IoBufMut>(&self, buf: &mut B) -> Option<io::Result<usize>> {
+        if !self.compat_used.load(Ordering::Relaxed) {
+            return None;
+        }
+        let res = poll_fn(|cx| {
+            let (dst, cap) = (buf.stable_mut_ptr(), buf.bytes_total());
+            self.poll_compat_unread(cx, dst, cap)
+        })
+        .await;
+        if let Some(Ok(n)) = res {
+            // SAFETY: the first `n` bytes were copied in.
+            unsafe { buf.set_init(n) };
+        }
+        res
+    }
+
+    /// Owned-buffer sends: the futures-io adapter's write-behind goes
+    /// first; its error, if any, is reported here.
+    async fn settle_compat_writes(&self) -> io::Result<()> {
+        if !self.compat_used.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        poll_fn(|cx| self.poll_flush_compat(cx)).await
     }
 
     pub(crate) fn raw(&self) -> RawFd {
@@ -103,6 +147,9 @@ impl Socket {
         // empty-buffer read hung instead of returning `Ok(0)` as documented.
         if self.carry.is_some() && buf.bytes_total() == 0 {
             return (Ok(0), buf);
+        }
+        if let Some(res) = self.take_compat_unread(&mut buf).await {
+            return (res, buf);
         }
         if let Some(carry) = &self.carry {
             if !carry.is_idle() {
@@ -185,6 +232,9 @@ impl Socket {
 
     /// Sends `buf[..bytes_init]`; returns how many bytes went.
     pub(crate) async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        if let Err(e) = self.settle_compat_writes().await {
+            return (Err(e), buf);
+        }
         if let Some(res) = self.speculate_send(buf.stable_ptr(), buf.bytes_init()) {
             return (res, buf);
         }
@@ -217,6 +267,11 @@ impl Socket {
         if self.carry.is_some() && bufs.iter().all(|b| b.bytes_total() == 0) {
             return (Ok(0), bufs);
         }
+        if let Some(first) = bufs.iter_mut().find(|b| b.bytes_total() > 0) {
+            if let Some(res) = self.take_compat_unread(first).await {
+                return (res, bufs);
+            }
+        }
         if let (Some(carry), Some(first)) = (&self.carry, bufs.first_mut()) {
             if !carry.is_idle() {
                 if let Take::Served(n) = poll_fn(|cx| carry.poll_take(cx, first)).await {
@@ -232,6 +287,9 @@ impl Socket {
 
     /// Sends several buffers in order (`SENDMSG`, `MSG_NOSIGNAL`).
     pub(crate) async fn send_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        if let Err(e) = self.settle_compat_writes().await {
+            return (Err(e), bufs);
+        }
         let ticket = self.fd.begin_op();
         let done = Op::new(SendMsg::new(self.raw(), bufs, None)).await;
         ticket.finish();
