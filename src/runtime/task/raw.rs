@@ -49,6 +49,8 @@ use super::TaskMeta;
 pub(crate) struct Header {
     state: State,
     vtable: &'static Vtable,
+    /// The allocating thread (see [`recycle::home`]).
+    home: usize,
     /// The next task in the [`TaskQueue`](super::queue::TaskQueue) that
     /// holds this task's `Runnable` (owned by that queue).
     queue_next: UnsafeCell<Option<NonNull<Header>>>,
@@ -97,6 +99,7 @@ where
         header: Header {
             state: State::new(),
             vtable: &Cell::<F>::VTABLE,
+            home: recycle::home(),
             queue_next: UnsafeCell::new(None),
             awaiter_locked: AtomicBool::new(false),
             awaiter: UnsafeCell::new(None),
@@ -223,8 +226,9 @@ impl<F: Future> Cell<F> {
         // nobody else refers to it any more: drop it, then give the memory
         // back (even if a destructor panicked).
         unsafe {
+            let home = (*cell.as_ptr()).header.home;
             let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(cell.as_ptr())));
-            recycle::release(cell.cast(), std::alloc::Layout::new::<Cell<F>>());
+            recycle::release(cell.cast(), std::alloc::Layout::new::<Cell<F>>(), home);
         }
     }
 }
