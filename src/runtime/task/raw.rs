@@ -76,9 +76,8 @@ enum Stage<F: Future> {
 /// The entry points that depend on the future's type.
 struct Vtable {
     run: unsafe fn(NonNull<Header>),
-    /// Drops the future (running), leaving `Consumed`.
-    cancel: unsafe fn(NonNull<Header>),
-    /// Drops whatever the stage holds, leaving `Consumed`.
+    /// Drops whatever the stage holds (the future of a cancelled task, or
+    /// an output nobody will take), leaving `Consumed`.
     drop_stage: unsafe fn(NonNull<Header>),
     /// Moves the output into `*mut Option<F::Output>`, leaving `Consumed`.
     take_output: unsafe fn(NonNull<Header>, *mut ()),
@@ -124,7 +123,6 @@ where
 impl<F: Future> Cell<F> {
     const VTABLE: Vtable = Vtable {
         run: Self::run,
-        cancel: Self::cancel,
         drop_stage: Self::drop_stage,
         take_output: Self::take_output,
         dealloc: Self::dealloc,
@@ -190,15 +188,8 @@ impl<F: Future> Cell<F> {
 
     /// # Safety
     ///
-    /// As for `run`.
-    unsafe fn cancel(ptr: NonNull<Header>) {
-        // SAFETY: the caller holds the Runnable, so the stage is ours.
-        Self::set_stage(unsafe { Self::stage(ptr) }, Stage::Consumed);
-    }
-
-    /// # Safety
-    ///
-    /// The caller owns the stage (the output's owner, or the last reference).
+    /// The caller owns the stage: it holds the Runnable (RUNNING), or owns
+    /// the output (see the module docs).
     unsafe fn drop_stage(ptr: NonNull<Header>) {
         // SAFETY: see above.
         Self::set_stage(unsafe { Self::stage(ptr) }, Stage::Consumed);
@@ -369,7 +360,7 @@ impl Drop for Runnable {
         header.state.start_run();
         // SAFETY: RUNNING with the Runnable held: the stage is ours.
         unsafe {
-            (header.vtable.cancel)(self.ptr);
+            (header.vtable.drop_stage)(self.ptr);
             finish(self.ptr);
         }
     }
