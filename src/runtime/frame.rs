@@ -55,6 +55,7 @@ thread_local! {
 }
 
 /// A cheap identity of the calling thread (the address of a thread-local).
+#[inline]
 pub(crate) fn thread_token() -> usize {
     TOKEN.with(|t| t as *const u8 as usize)
 }

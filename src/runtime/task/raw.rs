@@ -79,7 +79,8 @@ struct Vtable {
     /// Drops whatever the stage holds (the future of a cancelled task, or
     /// an output nobody will take), leaving `Consumed`.
     drop_stage: unsafe fn(NonNull<Header>),
-    /// Moves the output into `*mut Option<F::Output>`, leaving `Consumed`.
+    /// Moves the output into `*mut Option<F::Output>` (which holds `None`),
+    /// leaving `Consumed`.
     take_output: unsafe fn(NonNull<Header>, *mut ()),
     dealloc: unsafe fn(NonNull<Header>),
 }
@@ -203,8 +204,9 @@ impl<F: Future> Cell<F> {
         // SAFETY: see above.
         let stage = unsafe { Self::stage(ptr) };
         if let Stage::Finished(out) = std::mem::replace(stage, Stage::Consumed) {
-            // SAFETY: the caller passes an `Option<F::Output>`.
-            unsafe { *dst.cast::<Option<F::Output>>() = Some(out) };
+            // SAFETY: the caller passes an `Option<F::Output>` holding
+            // `None` (nothing to drop before the write).
+            unsafe { dst.cast::<Option<F::Output>>().write(Some(out)) };
         }
     }
 

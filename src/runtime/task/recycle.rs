@@ -38,6 +38,18 @@ const CLASSES: usize = MAX_SIZE / CLASS;
 /// Memory a thread may keep per size class.
 const MAX_CACHED_BYTES: usize = 256 * 1024;
 
+/// Blocks kept per class: [`MAX_CACHED_BYTES`] over the class size
+/// (a table, so a free does no division).
+const CAPS: [usize; CLASSES] = {
+    let mut caps = [0; CLASSES];
+    let mut i = 0;
+    while i < CLASSES {
+        caps[i] = MAX_CACHED_BYTES / ((i + 1) * CLASS);
+        i += 1;
+    }
+    caps
+};
+
 struct Cache {
     free: [Vec<NonNull<u8>>; CLASSES],
 }
@@ -123,7 +135,7 @@ pub(super) unsafe fn release(p: NonNull<u8>, layout: Layout, home: usize) {
         unsafe { dealloc(p.as_ptr(), class_layout(class)) };
         return;
     }
-    let cap = MAX_CACHED_BYTES / ((class + 1) * CLASS);
+    let cap = CAPS[class];
     let kept = CACHE
         .try_with(|c| {
             let mut c = c.borrow_mut();
@@ -176,7 +188,8 @@ mod tests {
         unsafe { release(a, layout, home()) };
         assert_eq!(cached(3), before + 1);
         assert_eq!(allocate(layout), a, "the block just freed comes back");
-        let cap = MAX_CACHED_BYTES / 256;
+        let cap = CAPS[3];
+        assert_eq!(cap, MAX_CACHED_BYTES / 256);
         let blocks: Vec<_> = (0..cap + 10).map(|_| allocate(layout)).collect();
         for p in blocks {
             // SAFETY: as above.
