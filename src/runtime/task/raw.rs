@@ -25,7 +25,8 @@
 //!   waker if `JOIN_WAKER` was set: one of the two sees the other, so a
 //!   completion is never missed, and a task nobody awaited never touches
 //!   the slot.
-//! * The cell is freed by whoever releases the last reference.
+//! * The cell is freed by whoever releases the last reference; its memory
+//!   goes back to [`super::recycle`].
 //!
 //! Every function taking a `NonNull<Header>` requires it to point at a live
 //! cell created by [`allocate`], with the caller holding one of its

@@ -22,7 +22,8 @@
 //! # References
 //!
 //! The upper bits count references: one per `Runnable`, one per `Waker`,
-//! one for the `JoinHandle`. The thread that takes the count to zero frees
+//! one for the `JoinHandle`, one per `KeepAlive` guard (a scheduler call
+//! that must outlive the `Runnable` it hands over). The thread that takes the count to zero frees
 //! the task. At most one `Runnable` exists at a time, and only while
 //! `SCHEDULED` or `RUNNING` is set, so the future is never polled twice at
 //! once.
