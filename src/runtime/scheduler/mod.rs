@@ -366,7 +366,7 @@ impl Shared {
     /// Queues a task woken on a thread that runs this context (its run
     /// frame is on this thread's stack): a single-threaded context's owner
     /// pushes to its local queue with no further check.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn schedule_here(&self, r: Runnable) {
         match &self.queue {
             Queue::Single { local, .. } if self.lifecycle.load(Ordering::Acquire) != CLOSED => {

@@ -219,6 +219,7 @@ impl<F: Future> Future for TaskFuture<F> {
 }
 
 impl<F> Drop for TaskFuture<F> {
+    #[inline]
     fn drop(&mut self) {
         // The user's future goes first: it may still need the context. A
         // panic in its destructor must not skip the bookkeeping below.
