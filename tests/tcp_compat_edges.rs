@@ -57,6 +57,24 @@ fn pattern(n: usize, seed: u8) -> Vec<u8> {
 /// Writes 64 KiB chunks (polling each write once) until a write has been
 /// accepted into the write-behind buffer (its send is in flight, stuck
 /// because the peer does not read). Returns the bytes accepted in all.
+/// Puts an internal read in flight, lets it receive `0123456789`, and
+/// takes `012` through the adapter: 7 bytes stay in its buffer.
+async fn leave_seven_unread(
+    c: &mut TcpStream,
+    peer: &mut std::net::TcpStream,
+    mode: impl std::fmt::Display,
+) {
+    {
+        let mut buf = [0u8; 16];
+        let mut r = R::read(&mut *c, &mut buf);
+        assert!(poll_once(&mut r).await.is_pending(), "[{mode}]");
+    }
+    peer.write_all(b"0123456789").unwrap();
+    let mut three = [0u8; 3];
+    R::read_exact(&mut *c, &mut three).await.unwrap();
+    assert_eq!(&three, b"012", "[{mode}]");
+}
+
 async fn fill_until_write_behind(c: &mut TcpStream) -> usize {
     let chunk = vec![0x5au8; 64 * 1024];
     let mut accepted = 0;
@@ -306,17 +324,7 @@ fn debug_shows_unread_bytes_of_the_internal_buffer() {
     each_mode(|mode, ctx| {
         ctx.block_on(async {
             let (mut c, mut peer) = small_pair();
-            {
-                let mut buf = [0u8; 16];
-                let mut r = R::read(&mut c, &mut buf);
-                assert!(poll_once(&mut r).await.is_pending(), "[{mode}]");
-            }
-            peer.write_all(b"0123456789").unwrap();
-            // The internal read receives the 10 bytes; a 3-byte read hands
-            // out 3 and keeps 7.
-            let mut three = [0u8; 3];
-            R::read_exact(&mut c, &mut three).await.unwrap();
-            assert_eq!(&three, b"012", "[{mode}]");
+            leave_seven_unread(&mut c, &mut peer, mode).await;
             let dbg = format!("{c:?}");
             assert!(dbg.contains("unread: 7"), "[{mode}] {dbg}");
             let mut rest = [0u8; 7];
@@ -370,16 +378,7 @@ fn owned_read_after_a_compat_read_gets_the_buffered_bytes_first() {
     each_mode(|mode, ctx| {
         ctx.block_on(async {
             let (mut c, mut peer) = small_pair();
-            {
-                // The internal read goes in flight and receives all 10.
-                let mut buf = [0u8; 16];
-                let mut r = R::read(&mut c, &mut buf);
-                assert!(poll_once(&mut r).await.is_pending(), "[{mode}]");
-            }
-            peer.write_all(b"0123456789").unwrap();
-            let mut three = [0u8; 3];
-            R::read_exact(&mut c, &mut three).await.unwrap();
-            assert_eq!(&three, b"012", "[{mode}]");
+            leave_seven_unread(&mut c, &mut peer, mode).await;
             // 7 bytes wait in the adapter's buffer; later bytes arrive.
             peer.write_all(b"abc").unwrap();
             peer.shutdown(Shutdown::Write).unwrap();

@@ -110,7 +110,28 @@ impl Socket {
                 self.carry().cloned(),
             )));
         }
-        let op = c.read.as_mut().expect("just set");
+        let result = match self.poll_internal_read(&mut c, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(result) => result,
+        };
+        match result {
+            Ok(_) => {
+                drop(c);
+                // Hand out what arrived (or EOF: `unread` is empty).
+                let mut c = self.compat();
+                let n = c.unread.len().min(out.len());
+                out[..n].copy_from_slice(&c.unread[..n]);
+                c.read_pos = n;
+                Poll::Ready(Ok(n))
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Polls the adapter's read in flight (there must be one); once done,
+    /// its bytes become `unread` and its result is returned.
+    fn poll_internal_read(&self, c: &mut Compat, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let op = c.read.as_mut().expect("a read in flight");
         let Received {
             result,
             buf,
@@ -126,18 +147,7 @@ impl Socket {
         }
         c.unread = buf;
         c.read_pos = 0;
-        match result {
-            Ok(_) => {
-                drop(c);
-                // Hand out what arrived (or EOF: `unread` is empty).
-                let mut c = self.compat();
-                let n = c.unread.len().min(out.len());
-                out[..n].copy_from_slice(&c.unread[..n]);
-                c.read_pos = n;
-                Poll::Ready(Ok(n))
-            }
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        Poll::Ready(result)
     }
 
     /// For an owned-buffer read (see `Socket::recv`): copies up to `cap`
@@ -159,24 +169,13 @@ impl Socket {
                 c.read_pos += n;
                 return Poll::Ready(Some(Ok(n)));
             }
-            let Some(op) = c.read.as_mut() else {
+            if c.read.is_none() {
                 return Poll::Ready(None);
-            };
-            let Received {
-                result,
-                buf,
-                more_waiting,
-            } = match Pin::new(op).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(done) => done,
-            };
-            c.read = None;
-            self.ring_fd().finish_op();
-            if more_waiting {
-                self.speculate_recv.store(true, Ordering::Relaxed);
             }
-            c.unread = buf;
-            c.read_pos = 0;
+            let result = match self.poll_internal_read(&mut c, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => result,
+            };
             match result {
                 Ok(0) => return Poll::Ready(Some(Ok(0))),
                 Ok(_) => continue,
