@@ -35,6 +35,12 @@ pub(crate) struct Frame {
     pub(crate) polled: Cell<u64>,
     /// Tasks spawned under this frame and not yet added to the metrics.
     pub(crate) spawned: Cell<u64>,
+    /// Multi-threaded runners: units of work finished by tasks run under
+    /// this frame and not yet taken off the context's outstanding count
+    /// (see `Shared::work_finished`).
+    pub(crate) finished: Cell<usize>,
+    /// A task is being polled under this frame right now.
+    pub(crate) in_task: Cell<bool>,
     /// Handlers run since the ring and timers were last checked.
     pub(crate) since_flush: Cell<u32>,
     /// Inline completions left for the current handler.
@@ -81,6 +87,8 @@ impl Frame {
             prev: ptr::null(),
             polled: Cell::new(0),
             spawned: Cell::new(0),
+            finished: Cell::new(0),
+            in_task: Cell::new(false),
             since_flush: Cell::new(0),
             inline_budget: Cell::new(INLINE_BUDGET),
             others_ready: Cell::new(false),
@@ -113,11 +121,13 @@ impl Frame {
 }
 
 impl Frame {
-    /// Adds the frame's tallies to the context's metrics.
+    /// Adds the frame's tallies to the context's metrics, and its finished
+    /// work to the outstanding count.
     pub(crate) fn flush_tallies(&self) {
-        let metrics = &self.shared().metrics;
-        metrics.add_polled(self.polled.take());
-        metrics.add_spawned(self.spawned.take());
+        let shared = self.shared();
+        shared.metrics.add_polled(self.polled.take());
+        shared.metrics.add_spawned(self.spawned.take());
+        shared.work_finished_n(self.finished.take());
     }
 }
 

@@ -243,23 +243,53 @@ impl Shared {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 
+    //
+    // A multi-threaded runner counts the finishes of the tasks it polls in
+    // its run frame (`Frame::finished`, only while `in_task`) and takes
+    // them off `outstanding` in one step when it flushes its tallies:
+    // every maintain, and before it asks the run queue for more work (the
+    // only way to lead, sleep or leave). Until then the count only looks
+    // larger, so nothing stops early; and no runner sleeps on finishes it
+    // has not published, so the zero is never missed.
+
     #[inline]
     pub(crate) fn work_finished(&self) {
-        if self.single_threaded && frame::is_running(self) {
-            let done = self
-                .finished_by_owner
-                .load(Ordering::Relaxed)
-                .wrapping_add(1);
-            self.finished_by_owner.store(done, Ordering::Release);
-            if self.outstanding.load(Ordering::Acquire).wrapping_sub(done) == 0 {
-                self.stop();
+        if self.single_threaded {
+            if frame::is_running(self) {
+                let done = self
+                    .finished_by_owner
+                    .load(Ordering::Relaxed)
+                    .wrapping_add(1);
+                self.finished_by_owner.store(done, Ordering::Release);
+                if self.outstanding.load(Ordering::Acquire).wrapping_sub(done) == 0 {
+                    self.stop();
+                }
+                return;
             }
+        } else {
+            let tallied = frame::with_frame_of(self, |f| match f {
+                Some(f) if f.in_task.get() => {
+                    f.finished.set(f.finished.get() + 1);
+                    true
+                }
+                _ => false,
+            });
+            if tallied {
+                return;
+            }
+        }
+        self.work_finished_n(1);
+    }
+
+    /// Takes `n` finished units off the outstanding count at once.
+    pub(crate) fn work_finished_n(&self, n: usize) {
+        if n == 0 {
             return;
         }
         let left = self
             .outstanding
-            .fetch_sub(1, Ordering::AcqRel)
-            .wrapping_sub(1);
+            .fetch_sub(n, Ordering::AcqRel)
+            .wrapping_sub(n);
         if left.wrapping_sub(self.finished_by_owner.load(Ordering::Acquire)) == 0 {
             self.stop();
         }
@@ -349,7 +379,9 @@ impl Shared {
         frame.polled.set(frame.polled.get() + 1);
         frame.since_flush.set(frame.since_flush.get() + 1);
         frame.inline_budget.set(frame::INLINE_BUDGET);
+        frame.in_task.set(true);
         r.run();
+        frame.in_task.set(false);
     }
 
     /// The local ready queue of a single-threaded context, for its owner
@@ -699,6 +731,9 @@ impl Shared {
             // handlers queued must reach the kernel (the leader may be asleep
             // already): `next` asks for a flush first.
             let must_flush = frame.since_flush.get() > 0 && self.driver.sq_queued();
+            // Publish this runner's finished work before it may lead, sleep
+            // or leave (see `work_finished`).
+            self.work_finished_n(frame.finished.take());
             let next = q.next(
                 wait,
                 interrupt,
@@ -745,7 +780,7 @@ impl Shared {
     fn maintain_multi(&self, frame: &Frame, q: &RunQueue<Runnable>) {
         if q.has_leader() && !self.driver.sq_queued() {
             frame.since_flush.set(0);
-            self.metrics.add_polled(frame.polled.take());
+            frame.flush_tallies();
             self.expire_timers();
         } else {
             self.reaping(|| self.maintain(frame));
