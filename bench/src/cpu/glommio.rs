@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::{check_count, fire_offset, poll_once, yield_now, Measured, Workload};
+use super::{fire_offset, poll_once, yield_now, Measured, Workload};
 
 pub fn measure(w: &Workload) -> Result<Measured, String> {
     let rt = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -34,13 +34,7 @@ pub fn measure(w: &Workload) -> Result<Measured, String> {
                 }
                 Ok::<u64, String>(done)
             })?;
-            let elapsed = start.elapsed();
-            check_count("tasks finished", done, tasks)?;
-            Ok(Measured {
-                ops: tasks * (yields + 1),
-                elapsed,
-                extra: vec![],
-            })
+            Measured::dispatch(tasks, yields, done, start.elapsed())
         }
         Workload::SpawnJoin { total, batch } => {
             let start = Instant::now();
@@ -59,17 +53,7 @@ pub fn measure(w: &Workload) -> Result<Measured, String> {
                 }
                 Ok::<u64, String>(sum)
             })?;
-            let elapsed = start.elapsed();
-            check_count(
-                "sum of task outputs",
-                sum,
-                total * total.saturating_sub(1) / 2,
-            )?;
-            Ok(Measured {
-                ops: total,
-                elapsed,
-                extra: vec![],
-            })
+            Measured::spawn_join(total, sum, start.elapsed())
         }
         Workload::FireRate {
             tasks,
@@ -105,11 +89,7 @@ pub fn measure(w: &Workload) -> Result<Measured, String> {
                 }
                 Ok::<_, String>((start, last, early))
             })?;
-            Ok(Measured {
-                ops: tasks * per_task,
-                elapsed: last - start,
-                extra: vec![("early_fires", early as f64)],
-            })
+            Ok(Measured::fire_rate(tasks * per_task, last - start, early))
         }
         Workload::ScheduleCancel { n } => {
             let elapsed = rt.run(async move {
@@ -122,11 +102,7 @@ pub fn measure(w: &Workload) -> Result<Measured, String> {
                 }
                 Ok(start.elapsed())
             })?;
-            Ok(Measured {
-                ops: n,
-                elapsed,
-                extra: vec![],
-            })
+            Ok(Measured::plain(n, elapsed))
         }
         Workload::Multithreaded { .. } => Err("no multi-threaded scheduler to compare".to_string()),
     }

@@ -78,6 +78,47 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// `ops` operations in `elapsed`, nothing else to report.
+    pub fn plain(ops: u64, elapsed: Duration) -> Measured {
+        Measured {
+            ops,
+            elapsed,
+            extra: vec![],
+        }
+    }
+
+    /// `dispatch`: every task ran to its end; each was polled `yields + 1`
+    /// times.
+    pub fn dispatch(
+        tasks: u64,
+        yields: u64,
+        done: u64,
+        elapsed: Duration,
+    ) -> Result<Measured, String> {
+        check_count("tasks finished", done, tasks)?;
+        Ok(Measured::plain(tasks * (yields + 1), elapsed))
+    }
+
+    /// `spawn_join`: the outputs `0..total` summed to the right total.
+    pub fn spawn_join(total: u64, sum: u64, elapsed: Duration) -> Result<Measured, String> {
+        check_count(
+            "sum of task outputs",
+            sum,
+            total * total.saturating_sub(1) / 2,
+        )?;
+        Ok(Measured::plain(total, elapsed))
+    }
+
+    /// `fire_rate`: `timers` fired in `elapsed`, `early` of them before
+    /// their deadline (reported, and zero for a correct runtime).
+    pub fn fire_rate(timers: u64, elapsed: Duration, early: u64) -> Measured {
+        Measured {
+            ops: timers,
+            elapsed,
+            extra: vec![("early_fires", early as f64)],
+        }
+    }
+
     fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }

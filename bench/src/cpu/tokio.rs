@@ -45,13 +45,7 @@ pub fn measure(w: &Workload) -> Result<Measured, String> {
                 }
                 Ok::<u64, String>(done)
             })?;
-            let elapsed = start.elapsed();
-            check_count("tasks finished", done, tasks)?;
-            Ok(Measured {
-                ops: tasks * (yields + 1),
-                elapsed,
-                extra: vec![],
-            })
+            Measured::dispatch(tasks, yields, done, start.elapsed())
         }
         Workload::SpawnJoin { total, batch } => {
             let start = Instant::now();
@@ -70,17 +64,7 @@ pub fn measure(w: &Workload) -> Result<Measured, String> {
                 }
                 Ok::<u64, String>(sum)
             })?;
-            let elapsed = start.elapsed();
-            check_count(
-                "sum of task outputs",
-                sum,
-                total * total.saturating_sub(1) / 2,
-            )?;
-            Ok(Measured {
-                ops: total,
-                elapsed,
-                extra: vec![],
-            })
+            Measured::spawn_join(total, sum, start.elapsed())
         }
         Workload::FireRate {
             tasks,
@@ -113,11 +97,7 @@ pub fn measure(w: &Workload) -> Result<Measured, String> {
                 }
                 Ok::<_, String>((start, last, early))
             })?;
-            Ok(Measured {
-                ops: tasks * per_task,
-                elapsed: last - start,
-                extra: vec![("early_fires", early as f64)],
-            })
+            Ok(Measured::fire_rate(tasks * per_task, last - start, early))
         }
         Workload::ScheduleCancel { n } => {
             let elapsed = rt.block_on(async move {
@@ -130,11 +110,7 @@ pub fn measure(w: &Workload) -> Result<Measured, String> {
                 }
                 Ok(start.elapsed())
             })?;
-            Ok(Measured {
-                ops: n,
-                elapsed,
-                extra: vec![],
-            })
+            Ok(Measured::plain(n, elapsed))
         }
         Workload::Multithreaded { .. } => unreachable!("handled above"),
     }
