@@ -99,7 +99,7 @@ impl IoContext {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        task::spawn(self.shared_arc().clone(), fut)
+        task::spawn(self.shared_arc(), fut)
     }
 
     /// Runs a blocking closure on the context's blocking pool: a thread of

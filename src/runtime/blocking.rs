@@ -330,7 +330,7 @@ where
         // frame without a handle: the context is closing, so `spawn`
         // refuses and the handle reports cancellation. Were it ever not
         // closing, the closure would run inline as a task: still correct.
-        Some(shared) => task::spawn(shared, async move { f() }),
+        Some(shared) => task::spawn(&shared, async move { f() }),
         None => panic!(
             "ringio::spawn_blocking called outside a running IoContext \
              (call it from a task, a handler or block_on, or use IoContext::spawn_blocking)"

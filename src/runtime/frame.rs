@@ -12,6 +12,26 @@
 //! A frame lives on the stack of the call that pushed it; the thread-local
 //! only ever points at live frames because the guard restores the previous
 //! pointer before the frame goes out of scope.
+//!
+//! # Credits: atomics paid once per batch, not once per task
+//!
+//! A frame keeps two stocks that spare a task spawned and freed on this
+//! thread its two atomic read-modify-writes on the context's shared lines:
+//! * `arcs`: strong references to the frame's `Arc<Shared>`, owned by the
+//!   frame. A spawn takes one ([`Frame::shared_arc`]) instead of bumping the
+//!   count; a task freed on this thread gives its reference back
+//!   ([`give_back_arc`]) instead of dropping it. The references are real
+//!   (counted in the `Arc`), so nothing can free the context early; the
+//!   frame drops what it still holds when it is popped, and never holds
+//!   more than [`MAX_ARCS`].
+//! * `work_credit`: units already added to the context's outstanding-work
+//!   count and not yet given to any work ([`Frame::take_work_unit`] takes
+//!   one, reserving [`WORK_CHUNK`] at a time). Unused credit only makes the
+//!   count look larger, so no runner stops early because of it; and every
+//!   runner hands its credit back with its other tallies
+//!   ([`Frame::flush_tallies`]) before it looks at the count to decide
+//!   whether to stop or sleep, and before the frame is popped, so a zero is
+//!   never missed either.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -23,6 +43,12 @@ use crate::runtime::scheduler::{Runnable, Shared};
 
 /// Inline completions allowed per handler (see DESIGN.md, speculation).
 pub(crate) const INLINE_BUDGET: u32 = 16;
+
+/// Most strong references to its context a frame keeps for reuse.
+const MAX_ARCS: usize = 1024;
+
+/// Units of outstanding work a frame reserves at once.
+const WORK_CHUNK: usize = 64;
 
 pub(crate) struct Frame {
     /// From `Arc::as_ptr`; the call that pushed the frame holds a strong
@@ -41,6 +67,10 @@ pub(crate) struct Frame {
     pub(crate) finished: Cell<usize>,
     /// A task is being polled under this frame right now.
     pub(crate) in_task: Cell<bool>,
+    /// Strong references to `shared` owned by the frame (module docs).
+    arcs: Cell<usize>,
+    /// Outstanding-work units reserved and not yet used (module docs).
+    work_credit: Cell<usize>,
     /// Handlers run since the ring and timers were last checked.
     pub(crate) since_flush: Cell<u32>,
     /// Inline completions left for the current handler.
@@ -89,6 +119,8 @@ impl Frame {
             spawned: Cell::new(0),
             finished: Cell::new(0),
             in_task: Cell::new(false),
+            arcs: Cell::new(0),
+            work_credit: Cell::new(0),
             since_flush: Cell::new(0),
             inline_budget: Cell::new(INLINE_BUDGET),
             others_ready: Cell::new(false),
@@ -108,26 +140,85 @@ impl Frame {
         unsafe { &*self.shared }
     }
 
-    /// A new strong reference to the frame's context state.
+    /// A new strong reference to the frame's context state: one of the
+    /// frame's own if it has any, else a fresh one.
+    #[inline]
     pub(crate) fn shared_arc(&self) -> Arc<Shared> {
-        // SAFETY: `shared` came from `Arc::as_ptr` of an Arc that is alive
-        // (see the field docs), so bumping its count and rebuilding an Arc
-        // from it is sound.
-        unsafe {
-            Arc::increment_strong_count(self.shared);
-            Arc::from_raw(self.shared)
+        let held = self.arcs.get();
+        if held > 0 {
+            self.arcs.set(held - 1);
+        } else {
+            // SAFETY: `shared` came from `Arc::as_ptr` of an Arc that is
+            // alive (see the field docs): bumping its count is sound.
+            unsafe { Arc::increment_strong_count(self.shared) };
+        }
+        // SAFETY: we own one strong reference to this `Arc` (taken from the
+        // frame's stock, or just added): it becomes the returned Arc.
+        unsafe { Arc::from_raw(self.shared) }
+    }
+
+    /// Takes one unit of the context's outstanding-work count for work
+    /// started on this thread (see the module docs).
+    #[inline]
+    pub(crate) fn take_work_unit(&self) {
+        let credit = self.work_credit.get();
+        if credit > 0 {
+            self.work_credit.set(credit - 1);
+        } else {
+            self.shared().work_started_n(WORK_CHUNK);
+            self.work_credit.set(WORK_CHUNK - 1);
+        }
+    }
+
+    /// Drops the strong references the frame still owns.
+    fn release_arcs(&self) {
+        for _ in 0..self.arcs.take() {
+            // SAFETY: each counted reference is owned by the frame, and the
+            // call that pushed it holds one more: the count stays above 0.
+            unsafe { Arc::decrement_strong_count(self.shared) };
         }
     }
 }
 
+/// Hands a strong reference to `arc`'s context to this thread's frame of
+/// that context, if any, for the next [`Frame::shared_arc`]; else drops it.
+#[inline]
+pub(crate) fn give_back_arc(arc: Arc<Shared>) {
+    CURRENT.with(|c| {
+        let mut p = c.get();
+        while !p.is_null() {
+            // SAFETY: CURRENT and every `prev` link point at live frames.
+            let frame = unsafe { &*p };
+            if ptr::eq(frame.shared, Arc::as_ptr(&arc)) {
+                let held = frame.arcs.get();
+                if held < MAX_ARCS {
+                    frame.arcs.set(held + 1);
+                    // The reference now belongs to the frame's stock.
+                    std::mem::forget(arc);
+                    return;
+                }
+                break;
+            }
+            p = frame.prev;
+        }
+        drop(arc);
+    })
+}
+
 impl Frame {
-    /// Adds the frame's tallies to the context's metrics, and its finished
-    /// work to the outstanding count.
+    /// Adds the frame's tallies to the context's metrics, and takes its
+    /// finished work and unused work credit off the outstanding count.
     pub(crate) fn flush_tallies(&self) {
         let shared = self.shared();
         shared.metrics.add_polled(self.polled.take());
         shared.metrics.add_spawned(self.spawned.take());
-        shared.work_finished_n(self.finished.take());
+        shared.work_finished_n(self.take_unpublished_work());
+    }
+
+    /// The work this frame finished and its unused work credit, both still
+    /// counted as outstanding, to be taken off the count by the caller.
+    pub(crate) fn take_unpublished_work(&self) -> usize {
+        self.finished.take() + self.work_credit.take()
     }
 }
 
@@ -141,6 +232,7 @@ impl Drop for FrameGuard<'_> {
     fn drop(&mut self) {
         let frame = self.frame;
         frame.flush_tallies();
+        frame.release_arcs();
         CURRENT.with(|c| c.set(frame.prev));
     }
 }

@@ -240,7 +240,13 @@ impl Shared {
     }
 
     pub(crate) fn work_started(&self) {
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.work_started_n(1);
+    }
+
+    /// `n` units of work started at once (a run frame's credit, see
+    /// [`crate::runtime::frame`]).
+    pub(crate) fn work_started_n(&self, n: usize) {
+        self.outstanding.fetch_add(n, Ordering::Relaxed);
     }
 
     //
@@ -656,6 +662,9 @@ impl Shared {
             if self.drain_inject() > 0 || self.expire_timers() > 0 {
                 continue;
             }
+            // The frame's unused work credit goes back before the count is
+            // read (see `crate::runtime::frame`).
+            frame.flush_tallies();
             if self.outstanding() == 0 {
                 return 0;
             }
@@ -687,7 +696,6 @@ impl Shared {
                 self.stop();
                 continue;
             }
-            frame.flush_tallies();
             let now = Instant::now();
             let timeout = min_opt(
                 self.timers.time_to_next(now),
@@ -731,9 +739,9 @@ impl Shared {
             // handlers queued must reach the kernel (the leader may be asleep
             // already): `next` asks for a flush first.
             let must_flush = frame.since_flush.get() > 0 && self.driver.sq_queued();
-            // Publish this runner's finished work before it may lead, sleep
-            // or leave (see `work_finished`).
-            self.work_finished_n(frame.finished.take());
+            // Publish this runner's finished work and unused work credit
+            // before it may lead, sleep or leave (see `work_finished`).
+            self.work_finished_n(frame.take_unpublished_work());
             let next = q.next(
                 wait,
                 interrupt,

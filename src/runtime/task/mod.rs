@@ -26,6 +26,7 @@ mod state;
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,16 +37,27 @@ pub use join_error::JoinError;
 pub(crate) use queue::TaskQueue;
 pub(crate) use raw::Runnable;
 
+use crate::runtime::frame::Frame;
 use crate::runtime::scheduler::Shared;
 
 const UNREGISTERED: usize = usize::MAX;
 
 /// Per-task state kept in the task cell's header.
 pub(crate) struct TaskMeta {
-    shared: Arc<Shared>,
+    /// The task's context; given back to this thread's run frame of it
+    /// when the task is freed (see [`crate::runtime::frame`]).
+    shared: ManuallyDrop<Arc<Shared>>,
     aborted: AtomicBool,
     /// Key in the context's task registry, or `UNREGISTERED`.
     key: AtomicUsize,
+}
+
+impl Drop for TaskMeta {
+    fn drop(&mut self) {
+        // SAFETY: the field is taken once, here, and never used again.
+        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
+        crate::runtime::frame::give_back_arc(shared);
+    }
 }
 
 /// Queues `r` on its context. `kept`: the caller holds another reference
@@ -76,60 +88,80 @@ fn schedule(r: Runnable, kept: bool) {
 /// Spawns `fut` on `shared`. A closing context refuses: the future is
 /// dropped at once and the handle reports cancellation.
 #[inline]
-pub(crate) fn spawn<F>(shared: Arc<Shared>, fut: F) -> JoinHandle<F::Output>
+pub(crate) fn spawn<F>(shared: &Arc<Shared>, fut: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (runnable, handle) = spawn_unscheduled(shared, fut);
-    if let Some(r) = runnable {
-        let shared = &r.metadata().shared;
-        let in_frame = crate::runtime::frame::with_frame_of(shared, |f| {
-            f.map(|f| f.spawned.set(f.spawned.get() + 1)).is_some()
-        });
-        if !in_frame {
-            shared.metrics.add_spawned(1);
+    crate::runtime::frame::with_frame_of(shared, move |frame| match frame {
+        Some(frame) => spawn_in(frame, fut),
+        None => {
+            let (runnable, handle) = spawn_unscheduled(shared.clone(), fut, None);
+            if let Some(r) = runnable {
+                shared.metrics.add_spawned(1);
+                // `handle` keeps the task alive.
+                schedule(r, true);
+            }
+            handle
         }
-        // `handle` keeps the task alive.
-        schedule(r, true);
-    }
-    handle
+    })
 }
 
 /// `spawn` on the context of the innermost run frame of this thread (the
-/// `ringio::spawn` of a task or handler): one look at the frame serves the
-/// metrics tally and the queueing. `Err(fut)` outside any frame.
+/// `ringio::spawn` of a task or handler). `Err(fut)` outside any frame.
 #[inline]
 pub(crate) fn spawn_here<F>(fut: F) -> Result<JoinHandle<F::Output>, F>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    crate::runtime::frame::with_innermost(move |frame| {
-        let Some(frame) = frame else { return Err(fut) };
-        let (runnable, handle) = spawn_unscheduled(frame.shared_arc(), fut);
-        if let Some(r) = runnable {
-            frame.spawned.set(frame.spawned.get() + 1);
-            frame.shared().schedule_here(r);
-        }
-        Ok(handle)
+    crate::runtime::frame::with_innermost(move |frame| match frame {
+        Some(frame) => Ok(spawn_in(frame, fut)),
+        None => Err(fut),
     })
+}
+
+/// Spawns `fut` on the context of `frame`, a run frame of this thread: the
+/// frame's credits pay for the task's context reference and work unit
+/// (see [`crate::runtime::frame`]), it tallies the spawn, and the task is
+/// queued locally.
+#[inline]
+fn spawn_in<F>(frame: &Frame, fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (runnable, handle) = spawn_unscheduled(frame.shared_arc(), fut, Some(frame));
+    if let Some(r) = runnable {
+        frame.spawned.set(frame.spawned.get() + 1);
+        frame.shared().schedule_here(r);
+    }
+    handle
 }
 
 /// Creates the task of `spawn` without queueing it: its `Runnable`, or
 /// `None` if the context is closing (the future is then already dropped).
+/// `frame`: this thread's run frame of `shared`, if any, which pays for the
+/// task's unit of outstanding work.
 #[inline]
-fn spawn_unscheduled<F>(shared: Arc<Shared>, fut: F) -> (Option<Runnable>, JoinHandle<F::Output>)
+fn spawn_unscheduled<F>(
+    shared: Arc<Shared>,
+    fut: F,
+    frame: Option<&Frame>,
+) -> (Option<Runnable>, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let refused = shared.is_closing();
     if !refused {
-        shared.work_started();
+        match frame {
+            Some(frame) => frame.take_work_unit(),
+            None => shared.work_started(),
+        }
     }
     let meta = TaskMeta {
-        shared,
+        shared: ManuallyDrop::new(shared),
         aborted: AtomicBool::new(false),
         key: AtomicUsize::new(UNREGISTERED),
     };

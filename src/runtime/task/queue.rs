@@ -84,9 +84,13 @@ mod tests {
         let mut handles = Vec::new();
         for i in 0..5 {
             let ran = ran.clone();
-            let (r, h) = super::super::spawn_unscheduled(ctx.shared_arc().clone(), async move {
-                assert_eq!(ran.fetch_add(1, Ordering::SeqCst), i);
-            });
+            let (r, h) = super::super::spawn_unscheduled(
+                ctx.shared_arc().clone(),
+                async move {
+                    assert_eq!(ran.fetch_add(1, Ordering::SeqCst), i);
+                },
+                None,
+            );
             q.push_back(r.expect("an open context accepts tasks"));
             handles.push(h);
         }

@@ -31,7 +31,9 @@
 //! Every transition is one read-modify-write with `AcqRel` (a CAS loop
 //! where the new value depends on the old), so the thread that next polls
 //! the future, takes the output or frees the task sees everything the
-//! previous owner wrote.
+//! previous owner wrote. One exception: releasing the last reference is a
+//! plain `Acquire` load that sees a count of one (see
+//! [`State::is_sole_reference`]), the common end of a joined task.
 
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
@@ -178,6 +180,9 @@ impl State {
     /// The `JoinHandle` of a complete task is dropped: clears `HANDLE` and
     /// releases its reference in one step; `true` if that was the last.
     pub(super) fn drop_handle_and_release(&self) -> bool {
+        if self.is_sole_reference() {
+            return true;
+        }
         let prev = self.0.fetch_sub(HANDLE + REF_ONE, Ordering::AcqRel);
         debug_assert!(prev & HANDLE != 0 && prev & COMPLETE != 0);
         prev & !FLAGS == REF_ONE
@@ -235,6 +240,18 @@ impl State {
         }
     }
 
+    /// Whether the caller's reference is the only one left. Then nobody
+    /// else can reach the task, so nobody can change the word any more (a
+    /// new reference is only ever made from an existing one): the caller
+    /// may free the task without writing the word, as `Arc::get_mut` reads
+    /// a count of one. The `Acquire` load pairs with the `AcqRel`
+    /// transition that released the previous reference, so the caller
+    /// sees everything its holder wrote.
+    #[inline]
+    fn is_sole_reference(&self) -> bool {
+        self.0.load(Ordering::Acquire) & !FLAGS == REF_ONE
+    }
+
     /// A new waker's reference.
     pub(super) fn add_ref(&self) {
         let prev = self.0.fetch_add(REF_ONE, Ordering::Relaxed);
@@ -252,6 +269,9 @@ impl State {
 
     /// Releases one reference; `true` if it was the last (free the task).
     pub(super) fn release(&self) -> bool {
+        if self.is_sole_reference() {
+            return true;
+        }
         let prev = self.0.fetch_sub(REF_ONE, Ordering::AcqRel);
         debug_assert!(prev >= REF_ONE);
         prev & !FLAGS == REF_ONE
