@@ -50,7 +50,7 @@ use super::TaskMeta;
 pub(crate) struct Header {
     state: State,
     vtable: &'static Vtable,
-    /// The allocating thread (see [`recycle::home`]).
+    /// The allocating thread's home token (see [`recycle::allocate`]).
     home: usize,
     /// The next task in the [`TaskQueue`](super::queue::TaskQueue) that
     /// holds this task's `Runnable` (owned by that queue).
@@ -95,12 +95,13 @@ where
     M: FnOnce(*const TaskMeta) -> F,
 {
     let layout = std::alloc::Layout::new::<Cell<F>>();
-    let mem = recycle::allocate(layout).cast::<Cell<F>>();
+    let (mem, home) = recycle::allocate(layout);
+    let mem = mem.cast::<Cell<F>>();
     let cell = Cell::<F> {
         header: Header {
             state: State::new(),
             vtable: &Cell::<F>::VTABLE,
-            home: recycle::home(),
+            home,
             queue_next: UnsafeCell::new(None),
             awaiter_locked: AtomicBool::new(false),
             awaiter: UnsafeCell::new(None),

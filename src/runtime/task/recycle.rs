@@ -30,14 +30,17 @@
 //!   `SPARE_REMOTES` for the next thread to adopt; a remote free that sees
 //!   `DEAD` frees to the system allocator, so nothing is left behind, and
 //!   there are never more `Remote`s than threads alive at once.
-//! * Each class keeps at most [`MAX_CACHED_BYTES`] / class size blocks; a
-//!   thread's cache is freed when the thread exits (or, if the thread-local
-//!   is already gone, blocks go straight back to the system allocator).
+//! * Each class keeps at most [`MAX_CACHED_BYTES`] / class size blocks, as
+//!   an intrusive list (a block's first word links to the next). The cache
+//!   is a destructor-free thread-local (a plain thread-local address per
+//!   access); an [`ExitGuard`] registered with the first recycled cell frees
+//!   it when the thread exits, after which the thread caches nothing and its
+//!   blocks go straight back to the system allocator.
 //! * Building with `RUSTFLAGS="--cfg ringio_no_recycle"` turns recycling
 //!   off, so AddressSanitizer sees every task cell freed.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -77,47 +80,148 @@ const DEAD: *mut u8 = ptr::dangling_mut::<u8>();
 /// more than the most threads alive at once, and all stay reachable).
 static SPARE_REMOTES: std::sync::Mutex<Vec<&'static Remote>> = std::sync::Mutex::new(Vec::new());
 
-struct Cache {
-    free: [Vec<NonNull<u8>>; CLASSES],
-    /// This thread's remote lists, created with the first recycled cell.
-    remote: Option<&'static Remote>,
+/// This thread's cache: per class, an intrusive list of free blocks (each
+/// block's first word links to the next) and its length.
+///
+/// A `const`-initialised thread-local without a destructor, so every access
+/// is a plain thread-local address; the clean-up at thread exit is done by
+/// the separate [`ExitGuard`], registered with the first recycled cell.
+struct Local {
+    heads: [Cell<*mut u8>; CLASSES],
+    counts: [Cell<usize>; CLASSES],
+    /// This thread's `Remote` (its address), 0 until made: the home token.
+    home: Cell<usize>,
+    state: Cell<LocalState>,
 }
 
-impl Cache {
-    fn remote(&mut self) -> &'static Remote {
-        self.remote.get_or_insert_with(|| {
-            let spare = SPARE_REMOTES
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop();
-            match spare {
-                Some(remote) => {
-                    // Back to life: frees of cells homed at the exited thread
-                    // now come here, which is as good a home as any.
-                    for head in &remote.heads {
-                        head.store(ptr::null_mut(), Ordering::Release);
-                    }
-                    remote
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LocalState {
+    /// Nothing cached yet, no exit guard registered.
+    New,
+    /// The exit guard is registered: blocks may be cached.
+    Live,
+    /// The thread is exiting (the guard ran, or could not be registered):
+    /// nothing is cached any more, blocks go to the system allocator.
+    Dead,
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local {
+            heads: [const { Cell::new(ptr::null_mut()) }; CLASSES],
+            counts: [const { Cell::new(0) }; CLASSES],
+            home: Cell::new(0),
+            state: Cell::new(LocalState::New),
+        }
+    };
+    static EXIT: ExitGuard = const { ExitGuard };
+}
+
+/// Empties this thread's cache and retires its `Remote` at thread exit.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        // `LOCAL` has no destructor: it is still usable here.
+        let _ = LOCAL.try_with(|l| {
+            l.state.set(LocalState::Dead);
+            if let Some(remote) = l.remote() {
+                for class in 0..CLASSES {
+                    let p = remote.heads[class].swap(DEAD, Ordering::Acquire);
+                    // SAFETY: every block on the list was pushed by
+                    // `send_home` with its link written first (Release push,
+                    // Acquire swap); the list is ours now.
+                    let n = unsafe { free_list(p, class) };
+                    remote.counts[class].fetch_sub(n, Ordering::Relaxed);
                 }
-                None => Box::leak(Box::new(Remote {
-                    heads: [const { AtomicPtr::new(ptr::null_mut()) }; CLASSES],
-                    counts: [const { AtomicUsize::new(0) }; CLASSES],
-                })),
+                SPARE_REMOTES
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(remote);
             }
-        })
+            for class in 0..CLASSES {
+                let p = l.heads[class].replace(ptr::null_mut());
+                l.counts[class].set(0);
+                // SAFETY: the cached blocks are this thread's alone.
+                unsafe { free_list(p, class) };
+            }
+        });
+    }
+}
+
+/// Frees every block of a list of `class`; returns how many.
+///
+/// # Safety
+///
+/// `p` is null or heads a list of blocks of `class` linked through their
+/// first word, owned by the caller.
+unsafe fn free_list(mut p: *mut u8, class: usize) -> usize {
+    let mut n = 0;
+    while !p.is_null() {
+        // SAFETY: see above.
+        let next = unsafe { p.cast::<*mut u8>().read() };
+        // SAFETY: a block of this class, allocated with its class layout.
+        unsafe { dealloc(p, class_layout(class)) };
+        p = next;
+        n += 1;
+    }
+    n
+}
+
+impl Local {
+    fn remote(&self) -> Option<&'static Remote> {
+        let home = self.home.get();
+        // SAFETY: a non-zero home is a leaked `Remote`, alive forever.
+        (home != 0).then(|| unsafe { &*(home as *const Remote) })
     }
 
-    /// Moves the blocks other threads gave back into the local list.
-    fn take_remote(&mut self, class: usize) {
-        let Some(remote) = self.remote else { return };
+    /// Makes the cache usable (registers the exit guard, adopts or makes
+    /// the remote lists); `false` if the thread is exiting.
+    #[cold]
+    fn start(&self) -> bool {
+        if self.state.get() == LocalState::Dead || EXIT.try_with(|_| ()).is_err() {
+            self.state.set(LocalState::Dead);
+            return false;
+        }
+        let spare = SPARE_REMOTES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let remote: &'static Remote = match spare {
+            Some(remote) => {
+                // Back to life: frees of cells homed at the exited thread
+                // now come here, which is as good a home as any.
+                for head in &remote.heads {
+                    head.store(ptr::null_mut(), Ordering::Release);
+                }
+                remote
+            }
+            None => Box::leak(Box::new(Remote {
+                heads: [const { AtomicPtr::new(ptr::null_mut()) }; CLASSES],
+                counts: [const { AtomicUsize::new(0) }; CLASSES],
+            })),
+        };
+        self.home.set(remote as *const Remote as usize);
+        self.state.set(LocalState::Live);
+        true
+    }
+
+    #[inline]
+    fn live(&self) -> bool {
+        self.state.get() == LocalState::Live || self.start()
+    }
+
+    /// Moves the blocks other threads gave back into the (empty) local list.
+    #[cold]
+    fn take_remote(&self, class: usize) {
+        let Some(remote) = self.remote() else { return };
         let mut p = remote.heads[class].swap(ptr::null_mut(), Ordering::Acquire);
         let mut n = 0;
         while !p.is_null() {
-            // SAFETY: every block on the list was pushed by `release` with
+            // SAFETY: every block on the list was pushed by `send_home` with
             // its link written first (Release push, Acquire swap).
             let next = unsafe { p.cast::<*mut u8>().read() };
-            // SAFETY: blocks on the list are non-null.
-            self.free[class].push(unsafe { NonNull::new_unchecked(p) });
+            self.push(class, p);
             p = next;
             n += 1;
         }
@@ -125,66 +229,24 @@ impl Cache {
             remote.counts[class].fetch_sub(n, Ordering::Relaxed);
         }
     }
-}
 
-impl Drop for Cache {
-    fn drop(&mut self) {
-        if let Some(remote) = self.remote {
-            for class in 0..CLASSES {
-                let mut p = remote.heads[class].swap(DEAD, Ordering::Acquire);
-                let mut n = 0;
-                while !p.is_null() {
-                    // SAFETY: as in `take_remote`; the list is ours now.
-                    let next = unsafe { p.cast::<*mut u8>().read() };
-                    // SAFETY: a block of this class, nobody else's.
-                    unsafe { dealloc(p, class_layout(class)) };
-                    p = next;
-                    n += 1;
-                }
-                remote.counts[class].fetch_sub(n, Ordering::Relaxed);
-            }
-            SPARE_REMOTES
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(remote);
-        }
-        for (i, class) in self.free.iter_mut().enumerate() {
-            let layout = class_layout(i);
-            for p in class.drain(..) {
-                // SAFETY: every cached block was allocated with its class
-                // layout and is owned by this cache alone.
-                unsafe { dealloc(p.as_ptr(), layout) };
-            }
-        }
+    #[inline]
+    fn push(&self, class: usize, p: *mut u8) {
+        // SAFETY: the block is ours and at least a pointer wide; its first
+        // word becomes the link.
+        unsafe { p.cast::<*mut u8>().write(self.heads[class].get()) };
+        self.heads[class].set(p);
+        self.counts[class].set(self.counts[class].get() + 1);
     }
-}
 
-thread_local! {
-    static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache {
-            free: [const { Vec::new() }; CLASSES],
-            remote: None,
-        })
-    };
-    /// The address of this thread's `Remote` once created (a plain copy,
-    /// readable without borrowing `CACHE`, and still after it is gone).
-    static HOME: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The calling thread's remote lists, as a token recorded with each cell
-/// so that [`release`] can send the block home; 0 if they cannot be made
-/// (thread-locals being torn down: such blocks go to the system allocator).
-#[inline]
-pub(super) fn home() -> usize {
-    let known = HOME.try_with(Cell::get).unwrap_or(0);
-    if known != 0 {
-        return known;
+    #[inline]
+    fn pop(&self, class: usize) -> Option<NonNull<u8>> {
+        let p = NonNull::new(self.heads[class].get())?;
+        // SAFETY: a cached block's first word links to the next one.
+        self.heads[class].set(unsafe { p.as_ptr().cast::<*mut u8>().read() });
+        self.counts[class].set(self.counts[class].get() - 1);
+        Some(p)
     }
-    let made = CACHE
-        .try_with(|c| c.borrow_mut().remote() as *const Remote as usize)
-        .unwrap_or(0);
-    let _ = HOME.try_with(|h| h.set(made));
-    made
 }
 
 /// The class of `layout`, if it is recycled.
@@ -201,34 +263,44 @@ fn class_layout(class: usize) -> Layout {
     Layout::from_size_align((class + 1) * CLASS, ALIGN).expect("valid class layout")
 }
 
-/// Memory for one cell of `layout` (size non-zero).
+/// Memory for one cell of `layout` (size non-zero), and the calling
+/// thread's home token to record with it for [`release`] (0 if it has
+/// none: thread-locals being torn down; such blocks go to the system
+/// allocator).
 #[inline]
-pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
-    let real = match class_of(layout) {
+pub(super) fn allocate(layout: Layout) -> (NonNull<u8>, usize) {
+    let (real, home) = match class_of(layout) {
         Some(class) => {
-            let reused = CACHE
-                .try_with(|c| {
-                    let mut c = c.borrow_mut();
-                    if c.free[class].is_empty() {
-                        c.take_remote(class);
+            let found = LOCAL
+                .try_with(|l| {
+                    if !l.live() {
+                        return (None, 0);
                     }
-                    c.free[class].pop()
+                    let mut p = l.pop(class);
+                    if p.is_none() {
+                        l.take_remote(class);
+                        p = l.pop(class);
+                    }
+                    (p, l.home.get())
                 })
-                .ok()
-                .flatten();
-            if let Some(p) = reused {
-                return p;
+                .unwrap_or((None, 0));
+            if let (Some(p), home) = found {
+                return (p, home);
             }
-            class_layout(class)
+            (class_layout(class), found.1)
         }
-        None => layout,
+        None => (layout, 0),
     };
     // SAFETY: `real` has a non-zero size (a task cell has a header).
     let p = unsafe { alloc(real) };
-    NonNull::new(p).unwrap_or_else(|| handle_alloc_error(real))
+    (
+        NonNull::new(p).unwrap_or_else(|| handle_alloc_error(real)),
+        home,
+    )
 }
 
-/// Gives back the memory of a cell of `layout` from [`allocate`].
+/// Gives back the memory of a cell of `layout` from [`allocate`], which
+/// gave `home`.
 ///
 /// # Safety
 ///
@@ -241,28 +313,20 @@ pub(super) unsafe fn release(p: NonNull<u8>, layout: Layout, home: usize) {
         unsafe { dealloc(p.as_ptr(), layout) };
         return;
     };
-    let here = home != 0 && HOME.try_with(Cell::get).is_ok_and(|h| h == home);
-    // `Some(kept)` when freed on its home thread, `None` otherwise.
-    let local = here
-        .then(|| {
-            let cap = CAPS[class];
-            CACHE
-                .try_with(|c| {
-                    let list = &mut c.borrow_mut().free[class];
-                    let room = list.len() < cap;
-                    if room {
-                        list.push(p);
-                    }
-                    room
-                })
-                .ok()
+    let kept = LOCAL
+        .try_with(|l| {
+            if home != 0 && l.home.get() == home && l.state.get() == LocalState::Live {
+                let room = l.counts[class].get() < CAPS[class];
+                if room {
+                    l.push(class, p.as_ptr());
+                }
+                return room;
+            }
+            // SAFETY: `home` is 0 or a leaked `Remote`, and the block is ours.
+            unsafe { send_home(p, class, home) }
         })
-        .flatten();
-    let kept = match local {
-        Some(kept) => kept,
-        // SAFETY: `home` is 0 or a leaked `Remote`, and the block is ours.
-        None => unsafe { send_home(p, class, home) },
-    };
+        // SAFETY: as above.
+        .unwrap_or_else(|_| unsafe { send_home(p, class, home) });
     if !kept {
         // SAFETY: recycled layouts are allocated as their class layout.
         unsafe { dealloc(p.as_ptr(), class_layout(class)) };
@@ -309,7 +373,7 @@ mod tests {
     use super::*;
 
     fn cached(class: usize) -> usize {
-        CACHE.with(|c| c.borrow().free[class].len())
+        LOCAL.with(|l| l.counts[class].get())
     }
 
     #[test]
@@ -333,31 +397,32 @@ mod tests {
         }
         let layout = Layout::from_size_align(200, 8).unwrap(); // class 3
         let before = cached(3);
-        let a = allocate(layout);
+        let (a, home) = allocate(layout);
         // SAFETY: from `allocate(layout)`, never used.
-        unsafe { release(a, layout, home()) };
+        unsafe { release(a, layout, home) };
         assert_eq!(cached(3), before + 1);
-        assert_eq!(allocate(layout), a, "the block just freed comes back");
+        assert_eq!(allocate(layout).0, a, "the block just freed comes back");
         let cap = CAPS[3];
         assert_eq!(cap, MAX_CACHED_BYTES / 256);
-        let blocks: Vec<_> = (0..cap + 10).map(|_| allocate(layout)).collect();
+        let blocks: Vec<_> = (0..cap + 10).map(|_| allocate(layout).0).collect();
         for p in blocks {
             // SAFETY: as above.
-            unsafe { release(p, layout, home()) };
+            unsafe { release(p, layout, home) };
         }
         assert_eq!(cached(3), cap);
         // SAFETY: `a` is ours again (it was handed out by the allocate above).
-        unsafe { release(a, layout, home()) };
+        unsafe { release(a, layout, home) };
         assert_eq!(cached(3), cap);
     }
 
     #[test]
     fn large_or_overaligned_cells_bypass_the_cache() {
         let layout = Layout::from_size_align(4096, 64).unwrap();
-        let p = allocate(layout);
+        let (p, home) = allocate(layout);
         assert_eq!(p.as_ptr() as usize % 64, 0);
+        assert_eq!(home, 0, "not recycled: no home recorded");
         // SAFETY: from `allocate(layout)`.
-        unsafe { release(p, layout, home()) };
+        unsafe { release(p, layout, home) };
     }
 
     #[test]
@@ -368,9 +433,8 @@ mod tests {
         let layout = Layout::from_size_align(100, 8).unwrap(); // class 1
                                                                // Empty this thread's class-1 list so the next allocation must
                                                                // look at the remote list.
-        let drained: Vec<_> = CACHE.with(|c| c.borrow_mut().free[1].drain(..).collect());
-        let p = allocate(layout);
-        let home = home();
+        let drained: Vec<_> = LOCAL.with(|l| std::iter::from_fn(|| l.pop(1)).collect());
+        let (p, home) = allocate(layout);
         let addr = p.as_ptr() as usize;
         let cached_there = std::thread::spawn(move || {
             let p = NonNull::new(addr as *mut u8).unwrap();
@@ -382,7 +446,7 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(cached_there, 0, "not cached on the freeing thread");
-        assert_eq!(allocate(layout), p, "the block came back home");
+        assert_eq!(allocate(layout).0, p, "the block came back home");
         for q in drained.into_iter().chain([p]) {
             // SAFETY: blocks of class 1 owned by this test.
             unsafe { release(q, layout, home) };
@@ -396,8 +460,8 @@ mod tests {
         }
         let layout = Layout::from_size_align(300, 8).unwrap(); // class 4
         let (addr, home) = std::thread::spawn(move || {
-            let p = allocate(layout);
-            (p.as_ptr() as usize, home())
+            let (p, home) = allocate(layout);
+            (p.as_ptr() as usize, home)
         })
         .join()
         .unwrap();
