@@ -16,6 +16,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::runtime::cell::{ModeGuard, ModeLock};
+use crate::time::clock;
 use crate::time::store::TimerStore;
 
 const NONE: u64 = u64::MAX;
@@ -61,7 +62,12 @@ fn coarse_now_ns() -> u64 {
 
 pub(crate) struct TimerService {
     pub(crate) store: ModeLock<TimerStore>,
+    /// The process's clock anchor when there is one (so raw clock reads
+    /// convert with one subtraction, see `clock`), else the creation time.
     base: Instant,
+    /// `CLOCK_MONOTONIC` nanoseconds of `base` (0 without an anchor: then
+    /// no raw deadline is ever made).
+    base_raw: u64,
     /// `CLOCK_MONOTONIC_COARSE` at about `base` (see [`Self::surely_future`]).
     base_coarse: u64,
     /// See [`coarse_slack_ns`].
@@ -84,12 +90,20 @@ pub(crate) struct Armed {
 
 impl TimerService {
     pub(crate) fn new(locking: bool) -> Self {
-        let base = Instant::now();
-        let base_coarse = coarse_now_ns();
-        let store = TimerStore::with_base(base);
+        let now = Instant::now();
+        let (base, base_raw) = match clock::anchor() {
+            Some(a) => (a.instant, a.raw),
+            None => (now, 0),
+        };
+        // The coarse clock's value at about `base`: read now, less the time
+        // since `base` (see `surely_future`).
+        let now_ns = crate::time::store::ns_since(base, now);
+        let base_coarse = coarse_now_ns().saturating_sub(now_ns);
+        let store = TimerStore::starting_at(base, now_ns);
         TimerService {
             store: ModeLock::new("timer", locking, store),
             base,
+            base_raw,
             base_coarse,
             coarse_slack: coarse_slack_ns(),
             next: AtomicU64::new(NONE),
@@ -123,6 +137,12 @@ impl TimerService {
         self.ns(deadline)
     }
 
+    /// A raw `CLOCK_MONOTONIC` deadline (see `clock`) as nanoseconds since
+    /// the base, exactly.
+    pub(crate) fn raw_ns(&self, raw: u64) -> u64 {
+        raw.saturating_sub(self.base_raw)
+    }
+
     /// Whether `when` (from [`deadline_ns`](Self::deadline_ns)) is certainly
     /// still in the future, decided with the coarse clock (a few ns, no
     /// precise clock read). `false` means "maybe not": ask `Instant::now()`.
@@ -148,7 +168,7 @@ impl TimerService {
         when: u64,
         waker: &Waker,
     ) -> Armed {
-        let key = store.insert_ns(when, Some(waker.clone()));
+        let key = store.insert_ns(when, Some(waker));
         self.publish_armed(when);
         let wake_leader = when < self.leader_deadline.load(Ordering::Acquire);
         Armed { key, wake_leader }
