@@ -79,6 +79,12 @@ pub(crate) struct TimerService {
     next: AtomicU64,
     /// Deadline the multi-threaded leader sleeps until (ns), `NONE` if none.
     leader_deadline: AtomicU64,
+    /// A precise clock reading (ns since `base`) the scheduler took on its
+    /// last look at the timers: a time already reached, so a deadline at or
+    /// before it is due without reading the clock again (see
+    /// [`Self::surely_past`]). Any thread may write it; every value written
+    /// is a past reading, so whichever wins is still a lower bound of now.
+    seen: AtomicU64,
 }
 
 /// Whether arming a timer requires waking the leader.
@@ -108,6 +114,7 @@ impl TimerService {
             coarse_slack: coarse_slack_ns(),
             next: AtomicU64::new(NONE),
             leader_deadline: AtomicU64::new(NONE),
+            seen: AtomicU64::new(now_ns),
         }
     }
 
@@ -154,6 +161,13 @@ impl TimerService {
     pub(crate) fn surely_future(&self, when: u64) -> bool {
         let coarse = coarse_now_ns().saturating_sub(self.base_coarse);
         when > coarse.saturating_add(self.coarse_slack)
+    }
+
+    /// Whether `when` is certainly already reached: it is not after a
+    /// precise clock reading the scheduler took earlier (a lower bound of
+    /// the time now). `false` means "maybe not".
+    pub(crate) fn surely_past(&self, when: u64) -> bool {
+        when <= self.seen.load(Ordering::Relaxed)
     }
 
     /// No timer armed: the scheduler skips expiry (and the clock read).
@@ -211,8 +225,10 @@ impl TimerService {
 
     /// Whether a timer is due at `now` (lock-free hint).
     pub(crate) fn is_due(&self, now: Instant) -> bool {
+        let now = self.ns(now);
+        self.seen.store(now, Ordering::Relaxed);
         let next = self.next.load(Ordering::Acquire);
-        next != NONE && next <= self.ns(now)
+        next != NONE && next <= now
     }
 
     /// The time until the nearest deadline, recorded as the leader's wait
@@ -258,5 +274,18 @@ mod tests {
             "within the slack: ask the precise clock"
         );
         assert!(t.surely_future(t.deadline_ns(now + Duration::from_secs(3600))));
+    }
+
+    #[test]
+    fn surely_past_trusts_only_a_reading_already_taken() {
+        let t = TimerService::new(false);
+        let now = Instant::now();
+        assert!(!t.surely_past(t.deadline_ns(now + Duration::from_millis(1))));
+        // The scheduler looks at the clock (`is_due`): deadlines up to that
+        // reading are past, later ones still unknown.
+        let _ = t.is_due(now);
+        assert!(t.surely_past(t.deadline_ns(now)));
+        assert!(t.surely_past(t.deadline_ns(now - Duration::from_millis(1))));
+        assert!(!t.surely_past(t.deadline_ns(now + Duration::from_nanos(1))));
     }
 }

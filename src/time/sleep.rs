@@ -156,13 +156,17 @@ impl Future for Sleep {
                          (poll it inside a task, a handler or block_on)"
                     );
                 };
-                // Already due? The coarse clock answers "certainly not" for
-                // most sleeps without a precise clock read.
+                // Already due? The scheduler's last clock reading answers
+                // "certainly" for deadlines before it, the coarse clock
+                // "certainly not" for most others; only the rest needs a
+                // precise clock read.
                 let when = match this.deadline {
                     Deadline::At(t) => shared.timers.deadline_ns(t),
                     Deadline::Raw(raw) => shared.timers.raw_ns(raw),
                 };
-                if !shared.timers.surely_future(when) && this.deadline.is_due() {
+                if shared.timers.surely_past(when)
+                    || (!shared.timers.surely_future(when) && this.deadline.is_due())
+                {
                     this.fired = true;
                     return Poll::Ready(());
                 }

@@ -774,6 +774,42 @@ mod tests {
         assert_eq!(expire_at(&mut s, 1_000_000 * TICK, &[k, other]), [k, other]);
     }
 
+    /// A cancel keeps the waker as the spare; the next arm by the same task
+    /// takes it (no clone), an arm by another task or an expiry drops it,
+    /// and shutdown hands it back with the others.
+    #[test]
+    fn spare_waker_is_reused_and_bounded() {
+        struct W;
+        impl std::task::Wake for W {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let (a, b) = (std::sync::Arc::new(W), std::sync::Arc::new(W));
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        let mut s = TimerStore::new();
+        let k = s.insert_ns(10 * TICK, Some(&wa));
+        assert_eq!(std::sync::Arc::strong_count(&a), 3);
+        s.remove(k);
+        assert_eq!(std::sync::Arc::strong_count(&a), 3, "kept as the spare");
+        let k = s.insert_ns(10 * TICK, Some(&wa));
+        assert_eq!(
+            std::sync::Arc::strong_count(&a),
+            3,
+            "the spare, not a clone"
+        );
+        s.remove(k);
+        let k = s.insert_ns(10 * TICK, Some(&wb));
+        assert_eq!(std::sync::Arc::strong_count(&a), 2, "another task: dropped");
+        s.remove(k);
+        assert_eq!(std::sync::Arc::strong_count(&b), 3);
+        s.expire(s.instant(TICK), &mut Vec::new());
+        assert_eq!(std::sync::Arc::strong_count(&b), 2, "an expiry drops it");
+        let k = s.insert_ns(10 * TICK, Some(&wb));
+        s.remove(k);
+        assert_eq!(s.take_wakers().len(), 1, "shutdown takes the spare");
+        assert_eq!(std::sync::Arc::strong_count(&b), 2);
+        s.check();
+    }
+
     /// Shutdown detaches armed entries: they never fire, keep no waker.
     #[test]
     fn take_wakers_detaches() {
