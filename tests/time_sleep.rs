@@ -47,6 +47,35 @@ fn sleep_waits_at_least_its_duration() {
     });
 }
 
+/// `sleep(d)` reads the clock as raw nanoseconds (not through `Instant`):
+/// its deadline still lies between `Instant`s read around the call, plus
+/// `d`, and the wake never comes before `call + d`.
+#[test]
+fn sleep_deadline_is_exactly_call_time_plus_duration() {
+    each_mode(|mode, ctx| {
+        ctx.block_on(async {
+            for _ in 0..1000 {
+                let d = Duration::from_nanos(1_234_567);
+                let before = Instant::now();
+                let s = time::sleep(d);
+                let after = Instant::now();
+                let dl = s.deadline();
+                assert!(before + d <= dl && dl <= after + d, "[{mode}] deadline");
+            }
+            for us in [50u64, 700, 4_000] {
+                let d = Duration::from_micros(us);
+                let start = Instant::now();
+                let s = time::sleep(d);
+                let deadline = s.deadline();
+                s.await;
+                let woke = Instant::now();
+                assert_on_time(mode, &format!("sleep({us} us)"), start + d, woke);
+                assert!(woke >= deadline, "[{mode}] woke before deadline()");
+            }
+        });
+    });
+}
+
 #[test]
 fn sleep_until_never_early() {
     each_mode(|mode, ctx| {

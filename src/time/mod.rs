@@ -7,6 +7,7 @@
 //! `io_uring_enter` timeout argument — no timeout SQE per timer — and a
 //! timer never fires before its deadline.
 
+mod clock;
 mod interval;
 pub(crate) mod service;
 mod sleep;

@@ -16,6 +16,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::runtime::cell::{ModeGuard, ModeLock};
+use crate::time::clock;
 use crate::time::store::TimerStore;
 
 const NONE: u64 = u64::MAX;
@@ -61,7 +62,12 @@ fn coarse_now_ns() -> u64 {
 
 pub(crate) struct TimerService {
     pub(crate) store: ModeLock<TimerStore>,
+    /// The process's clock anchor when there is one (so raw clock reads
+    /// convert with one subtraction, see `clock`), else the creation time.
     base: Instant,
+    /// `CLOCK_MONOTONIC` nanoseconds of `base` (0 without an anchor: then
+    /// no raw deadline is ever made).
+    base_raw: u64,
     /// `CLOCK_MONOTONIC_COARSE` at about `base` (see [`Self::surely_future`]).
     base_coarse: u64,
     /// See [`coarse_slack_ns`].
@@ -73,6 +79,12 @@ pub(crate) struct TimerService {
     next: AtomicU64,
     /// Deadline the multi-threaded leader sleeps until (ns), `NONE` if none.
     leader_deadline: AtomicU64,
+    /// A precise clock reading (ns since `base`) the scheduler took on its
+    /// last look at the timers: a time already reached, so a deadline at or
+    /// before it is due without reading the clock again (see
+    /// [`Self::surely_past`]). Any thread may write it; every value written
+    /// is a past reading, so whichever wins is still a lower bound of now.
+    seen: AtomicU64,
 }
 
 /// Whether arming a timer requires waking the leader.
@@ -84,16 +96,25 @@ pub(crate) struct Armed {
 
 impl TimerService {
     pub(crate) fn new(locking: bool) -> Self {
-        let base = Instant::now();
-        let base_coarse = coarse_now_ns();
-        let store = TimerStore::with_base(base);
+        let now = Instant::now();
+        let (base, base_raw) = match clock::anchor() {
+            Some(a) => (a.instant, a.raw),
+            None => (now, 0),
+        };
+        // The coarse clock's value at about `base`: read now, less the time
+        // since `base` (see `surely_future`).
+        let now_ns = crate::time::store::ns_since(base, now);
+        let base_coarse = coarse_now_ns().saturating_sub(now_ns);
+        let store = TimerStore::starting_at(base, now_ns);
         TimerService {
             store: ModeLock::new("timer", locking, store),
             base,
+            base_raw,
             base_coarse,
             coarse_slack: coarse_slack_ns(),
             next: AtomicU64::new(NONE),
             leader_deadline: AtomicU64::new(NONE),
+            seen: AtomicU64::new(now_ns),
         }
     }
 
@@ -123,6 +144,12 @@ impl TimerService {
         self.ns(deadline)
     }
 
+    /// A raw `CLOCK_MONOTONIC` deadline (see `clock`) as nanoseconds since
+    /// the base, exactly.
+    pub(crate) fn raw_ns(&self, raw: u64) -> u64 {
+        raw.saturating_sub(self.base_raw)
+    }
+
     /// Whether `when` (from [`deadline_ns`](Self::deadline_ns)) is certainly
     /// still in the future, decided with the coarse clock (a few ns, no
     /// precise clock read). `false` means "maybe not": ask `Instant::now()`.
@@ -134,6 +161,13 @@ impl TimerService {
     pub(crate) fn surely_future(&self, when: u64) -> bool {
         let coarse = coarse_now_ns().saturating_sub(self.base_coarse);
         when > coarse.saturating_add(self.coarse_slack)
+    }
+
+    /// Whether `when` is certainly already reached: it is not after a
+    /// precise clock reading the scheduler took earlier (a lower bound of
+    /// the time now). `false` means "maybe not".
+    pub(crate) fn surely_past(&self, when: u64) -> bool {
+        when <= self.seen.load(Ordering::Relaxed)
     }
 
     /// No timer armed: the scheduler skips expiry (and the clock read).
@@ -148,7 +182,7 @@ impl TimerService {
         when: u64,
         waker: &Waker,
     ) -> Armed {
-        let key = store.insert_ns(when, Some(waker.clone()));
+        let key = store.insert_ns(when, Some(waker));
         self.publish_armed(when);
         let wake_leader = when < self.leader_deadline.load(Ordering::Acquire);
         Armed { key, wake_leader }
@@ -191,8 +225,10 @@ impl TimerService {
 
     /// Whether a timer is due at `now` (lock-free hint).
     pub(crate) fn is_due(&self, now: Instant) -> bool {
+        let now = self.ns(now);
+        self.seen.store(now, Ordering::Relaxed);
         let next = self.next.load(Ordering::Acquire);
-        next != NONE && next <= self.ns(now)
+        next != NONE && next <= now
     }
 
     /// The time until the nearest deadline, recorded as the leader's wait
@@ -238,5 +274,18 @@ mod tests {
             "within the slack: ask the precise clock"
         );
         assert!(t.surely_future(t.deadline_ns(now + Duration::from_secs(3600))));
+    }
+
+    #[test]
+    fn surely_past_trusts_only_a_reading_already_taken() {
+        let t = TimerService::new(false);
+        let now = Instant::now();
+        assert!(!t.surely_past(t.deadline_ns(now + Duration::from_millis(1))));
+        // The scheduler looks at the clock (`is_due`): deadlines up to that
+        // reading are past, later ones still unknown.
+        let _ = t.is_due(now);
+        assert!(t.surely_past(t.deadline_ns(now)));
+        assert!(t.surely_past(t.deadline_ns(now - Duration::from_millis(1))));
+        assert!(!t.surely_past(t.deadline_ns(now + Duration::from_nanos(1))));
     }
 }

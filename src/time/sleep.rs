@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::clock;
 use crate::runtime::scheduler::Shared;
 
 /// Waits until `deadline`. Never completes early.
@@ -23,6 +24,15 @@ use crate::runtime::scheduler::Shared;
 /// # });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
+    // The same clock as `Instant::now()`, read the same way, as plain
+    // nanoseconds (see `clock`): `now + duration` exactly.
+    if clock::anchor().is_some() {
+        if let Some(raw) =
+            clock::duration_ns(duration).and_then(|d| clock::now_raw().checked_add(d))
+        {
+            return Sleep::with(Deadline::Raw(raw));
+        }
+    }
     Sleep::new(deadline_after(duration))
 }
 
@@ -42,7 +52,7 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
-    deadline: Instant,
+    deadline: Deadline,
     /// The context the timer is armed with (`None`: not armed).
     shared: Option<Arc<Shared>>,
     /// The timer's key in that context's store, while `shared` is `Some`.
@@ -50,9 +60,40 @@ pub struct Sleep {
     fired: bool,
 }
 
+/// A deadline as given, or as raw `CLOCK_MONOTONIC` nanoseconds (only
+/// made when the process has a clock anchor, see `clock`).
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    At(Instant),
+    Raw(u64),
+}
+
+impl Deadline {
+    fn instant(self) -> Instant {
+        match self {
+            Deadline::At(t) => t,
+            Deadline::Raw(raw) => clock::anchor()
+                .expect("raw deadlines exist only with an anchor")
+                .instant_of(raw),
+        }
+    }
+
+    /// Whether the deadline is reached (precise clock).
+    fn is_due(self) -> bool {
+        match self {
+            Deadline::At(t) => t <= Instant::now(),
+            Deadline::Raw(raw) => raw <= clock::now_raw(),
+        }
+    }
+}
+
 impl Sleep {
     /// A sleep until `deadline`; nothing is registered until it is polled.
     pub fn new(deadline: Instant) -> Sleep {
+        Sleep::with(Deadline::At(deadline))
+    }
+
+    fn with(deadline: Deadline) -> Sleep {
         Sleep {
             deadline,
             shared: None,
@@ -63,7 +104,7 @@ impl Sleep {
 
     /// The instant this sleep completes at.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        self.deadline.instant()
     }
 
     /// Whether the deadline was reached (as seen by the last poll).
@@ -73,7 +114,7 @@ impl Sleep {
 
     /// Moves the deadline, keeping the registration (O(log n)).
     pub fn reset(&mut self, deadline: Instant) {
-        self.deadline = deadline;
+        self.deadline = Deadline::At(deadline);
         self.fired = false;
         let Some(shared) = &self.shared else {
             return;
@@ -106,7 +147,7 @@ impl Future for Sleep {
         match &this.shared {
             None => {
                 let Some(shared) = Shared::current() else {
-                    if this.deadline <= Instant::now() {
+                    if this.deadline.is_due() {
                         this.fired = true;
                         return Poll::Ready(());
                     }
@@ -115,10 +156,17 @@ impl Future for Sleep {
                          (poll it inside a task, a handler or block_on)"
                     );
                 };
-                // Already due? The coarse clock answers "certainly not" for
-                // most sleeps without a precise clock read.
-                let when = shared.timers.deadline_ns(this.deadline);
-                if !shared.timers.surely_future(when) && this.deadline <= Instant::now() {
+                // Already due? The scheduler's last clock reading answers
+                // "certainly" for deadlines before it, the coarse clock
+                // "certainly not" for most others; only the rest needs a
+                // precise clock read.
+                let when = match this.deadline {
+                    Deadline::At(t) => shared.timers.deadline_ns(t),
+                    Deadline::Raw(raw) => shared.timers.raw_ns(raw),
+                };
+                if shared.timers.surely_past(when)
+                    || (!shared.timers.surely_future(when) && this.deadline.is_due())
+                {
                     this.fired = true;
                     return Poll::Ready(());
                 }

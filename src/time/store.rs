@@ -46,6 +46,15 @@
 //! acknowledges it, so a key is never reused while a future still refers
 //! to it.
 //!
+//! The slab is the store's own: a `Vec` of entries whose vacant ones
+//! (`loc == VACANT`) chain through `idx` into a LIFO free list, so a key
+//! freed by a cancel is the next one armed. The waker of a cancelled
+//! entry is kept as `spare` (one, not per entry): the next arm with a
+//! waker that [`Waker::will_wake`] the same task takes it instead of
+//! cloning (a sleep armed and dropped in a loop does no reference-count
+//! traffic). The spare is dropped by the next arm with another waker, by
+//! an expiry, and by shutdown ([`TimerStore::take_wakers`]).
+//!
 //! [`TimerStore::next_ns`] is exact when the heap is non-empty, otherwise
 //! it is the start of the earliest occupied slot: a lower bound, which can
 //! only make the caller look (or wake) a little early, never fire early.
@@ -54,8 +63,6 @@ use std::task::{Poll, Waker};
 #[cfg(test)]
 use std::time::Duration;
 use std::time::Instant;
-
-use slab::Slab;
 
 const ARITY: usize = 4;
 /// log2 of a tick in nanoseconds.
@@ -73,6 +80,9 @@ const IN_HEAP: u16 = u16::MAX;
 const FIRED: u16 = u16::MAX - 1;
 /// Unlinked by shutdown: never fires.
 const DETACHED: u16 = u16::MAX - 2;
+/// A free slab entry; `idx` is the next free key (`NIL`: none).
+const VACANT: u16 = u16::MAX - 3;
+const NIL: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct Entry {
@@ -80,8 +90,8 @@ struct Entry {
     waker: Option<Waker>,
     /// Position in the heap or in the slot's `Vec`.
     idx: u32,
-    /// A slot index (`level * SLOTS + slot`), `IN_HEAP`, `FIRED` or
-    /// `DETACHED`.
+    /// A slot index (`level * SLOTS + slot`), `IN_HEAP`, `FIRED`,
+    /// `DETACHED` or `VACANT`.
     loc: u16,
 }
 
@@ -104,7 +114,14 @@ struct Node {
 #[derive(Debug)]
 pub(crate) struct TimerStore {
     base: Instant,
-    entries: Slab<Entry>,
+    /// The slab (see the module docs).
+    entries: Vec<Entry>,
+    /// Head of the free list of `entries` (`NIL`: none).
+    free: u32,
+    /// Linked (armed, not fired) timers.
+    armed: usize,
+    /// The waker of the last cancelled timer (see the module docs).
+    spare: Option<Waker>,
     heap: Vec<Node>,
     /// The tick the wheel was last advanced to.
     cur: u64,
@@ -120,12 +137,22 @@ impl TimerStore {
     }
 
     /// A store whose deadlines count nanoseconds from `base`.
+    #[cfg(test)]
     pub(crate) fn with_base(base: Instant) -> Self {
+        TimerStore::starting_at(base, 0)
+    }
+
+    /// A store whose deadlines count nanoseconds from `base`, its wheel
+    /// starting at `now_ns` (a time already reached: invariant 4).
+    pub(crate) fn starting_at(base: Instant, now_ns: u64) -> Self {
         TimerStore {
             base,
-            entries: Slab::new(),
+            entries: Vec::new(),
+            free: NIL,
+            armed: 0,
+            spare: None,
             heap: Vec::new(),
-            cur: 0,
+            cur: now_ns >> TICK_SHIFT,
             occupied: [0; LEVELS],
             slots: (0..LEVELS * SLOTS).map(|_| Vec::new()).collect(),
         }
@@ -150,43 +177,66 @@ impl TimerStore {
 
     /// Arms a new timer.
     #[cfg(test)]
-    pub(crate) fn insert(&mut self, deadline: Instant, waker: Option<Waker>) -> usize {
+    pub(crate) fn insert(&mut self, deadline: Instant, waker: Option<&Waker>) -> usize {
         self.insert_ns(self.ns(deadline), waker)
     }
 
-    /// Arms a new timer due at `when` (from [`ns`](Self::ns)).
-    pub(crate) fn insert_ns(&mut self, when: u64, waker: Option<Waker>) -> usize {
+    /// The occupied entries (tests).
+    #[cfg(test)]
+    fn occupied_entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.loc != VACANT)
+    }
+
+    /// Arms a new timer due at `when` (from [`ns`](Self::ns)), keeping a
+    /// clone of `waker` (or the spare, if it wakes the same task).
+    pub(crate) fn insert_ns(&mut self, when: u64, waker: Option<&Waker>) -> usize {
+        let waker = waker.map(|w| match self.spare.take() {
+            Some(spare) if spare.will_wake(w) => spare,
+            _ => w.clone(),
+        });
+        let key = self.free;
+        let key = if key != NIL {
+            key
+        } else {
+            let k = u32::try_from(self.entries.len())
+                .ok()
+                .filter(|&k| k != NIL)
+                .expect("ringio: more than 2^32 - 1 timers");
+            self.entries.push(Entry {
+                when: 0,
+                waker: None,
+                idx: NIL,
+                loc: VACANT,
+            });
+            k
+        };
         let t = when >> TICK_SHIFT;
-        if t > self.cur {
-            // The common case, written out: one slab access.
-            let vacant = self.entries.vacant_entry();
-            let key = vacant.key();
-            let k = u32::try_from(key).expect("ringio: more than 2^32 timers");
+        // The common case, a later tick, places the key in the wheel before
+        // the entry is written: one write of the entry.
+        let (loc, idx) = if t > self.cur {
             let (level, s) = Self::slot_of(self.cur, t);
             let list = &mut self.slots[s];
             let idx = list.len() as u32;
-            list.push(k);
+            list.push(key);
             self.occupied[level] |= 1 << (s % SLOTS);
-            vacant.insert(Entry {
-                when,
-                waker,
-                idx,
-                loc: s as u16,
-            });
-            return key;
+            (s as u16, idx)
+        } else {
+            (DETACHED, 0)
+        };
+        let e = &mut self.entries[key as usize];
+        debug_assert_eq!(e.loc, VACANT);
+        self.free = e.idx;
+        *e = Entry {
+            when,
+            waker,
+            idx,
+            loc,
+        };
+        if loc == DETACHED {
+            self.link(key, when);
         }
-        let key = self.entries.vacant_key();
-        let k = u32::try_from(key).expect("ringio: more than 2^32 timers");
-        {
-            self.entries.insert(Entry {
-                when,
-                waker,
-                idx: 0,
-                loc: DETACHED,
-            });
-            self.link(k, when);
-        }
-        key
+        self.armed += 1;
+        key as usize
     }
 
     /// Moves an armed or fired timer to a new deadline (it is armed again).
@@ -200,12 +250,20 @@ impl TimerStore {
         self.unlink(key);
         self.entries[key].when = when;
         self.link(key as u32, when);
+        self.armed += 1;
     }
 
-    /// Removes a timer (cancel, or acknowledge a fired one).
+    /// Removes a timer (cancel, or acknowledge a fired one); its key is
+    /// free again.
     pub(crate) fn remove(&mut self, key: usize) {
         self.unlink(key);
-        self.entries.remove(key);
+        let e = &mut self.entries[key];
+        e.loc = VACANT;
+        e.idx = self.free;
+        self.free = key as u32;
+        if let Some(w) = e.waker.take() {
+            self.spare = Some(w);
+        }
     }
 
     /// Ready once fired; otherwise keeps `waker` for the expiry.
@@ -213,6 +271,7 @@ impl TimerStore {
         let e = &mut self.entries[key];
         match e.loc {
             FIRED => return Poll::Ready(()),
+            VACANT => panic!("ringio: poll of a free timer key"),
             // Unlinked by shutdown: never fires, and no waker is kept.
             DETACHED => return Poll::Pending,
             _ => {}
@@ -232,10 +291,9 @@ impl TimerStore {
     /// The nearest armed deadline, exactly (tests).
     #[cfg(test)]
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.entries
-            .iter()
-            .filter(|(_, e)| e.loc != FIRED && e.loc != DETACHED)
-            .map(|(_, e)| e.when)
+        self.occupied_entries()
+            .filter(|e| e.loc != FIRED && e.loc != DETACHED)
+            .map(|e| e.when)
             .min()
             .map(|ns| self.instant(ns))
     }
@@ -254,16 +312,15 @@ impl TimerStore {
 
     /// No timer is armed.
     pub(crate) fn is_idle(&self) -> bool {
-        // Short-circuiting scalar loads: a vector load right after
-        // `unlink`'s scalar store to `occupied` would stall on store
-        // forwarding.
-        self.heap.is_empty() && self.occupied.iter().all(|&m| m == 0)
+        self.armed == 0
     }
 
     /// Fires every timer with `deadline <= now`, collecting their wakers.
     /// Returns how many fired.
     pub(crate) fn expire(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> usize {
         let now = self.ns(now);
+        // Bounds how long the spare keeps its task alive.
+        self.spare = None;
         // The heap holds the earliest ticks: fire it first, then walk the
         // wheel (keeps firing roughly in deadline order).
         let mut fired = self.fire_heap(now, wakers);
@@ -284,14 +341,17 @@ impl TimerStore {
             s.clear();
         }
         self.occupied = [0; LEVELS];
+        self.armed = 0;
+        let spare = self.spare.take();
         self.entries
             .iter_mut()
-            .filter_map(|(_, e)| {
-                if e.loc != FIRED {
+            .filter_map(|e| {
+                if e.loc != FIRED && e.loc != VACANT {
                     e.loc = DETACHED;
                 }
                 e.waker.take()
             })
+            .chain(spare)
             .collect()
     }
 
@@ -338,7 +398,8 @@ impl TimerStore {
         let e = &self.entries[key];
         let (loc, idx) = (e.loc, e.idx as usize);
         match loc {
-            FIRED | DETACHED => {}
+            FIRED | DETACHED => return,
+            VACANT => panic!("ringio: a free timer key was used"),
             IN_HEAP => self.heap_remove(idx),
             s => {
                 let s = usize::from(s);
@@ -351,6 +412,7 @@ impl TimerStore {
                 }
             }
         }
+        self.armed -= 1;
     }
 
     /// Walks the occupied slots that start at or before tick `to`, in time
@@ -395,6 +457,7 @@ impl TimerStore {
     }
 
     fn fire(&mut self, key: usize, wakers: &mut Vec<Waker>) {
+        self.armed -= 1;
         let e = &mut self.entries[key];
         e.loc = FIRED;
         if let Some(w) = e.waker.take() {
@@ -506,11 +569,19 @@ impl TimerStore {
             }
         }
         let linked = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.loc != FIRED && e.loc != DETACHED)
+            .occupied_entries()
+            .filter(|e| e.loc != FIRED && e.loc != DETACHED)
             .count();
         assert_eq!(linked, self.len());
+        assert_eq!(self.armed, linked, "armed count");
+        let mut free = 0;
+        let mut k = self.free;
+        while k != NIL {
+            assert_eq!(self.entries[k as usize].loc, VACANT, "free list");
+            free += 1;
+            k = self.entries[k as usize].idx;
+        }
+        assert_eq!(free, self.entries.len() - self.occupied_entries().count());
         if let (Some(lb), Some(min)) = (self.next_ns(), self.next_deadline()) {
             assert!(self.instant(lb) <= min, "next_ns is not a lower bound");
         }
@@ -701,6 +772,42 @@ mod tests {
         assert!(!s.is_fired(other));
         s.check();
         assert_eq!(expire_at(&mut s, 1_000_000 * TICK, &[k, other]), [k, other]);
+    }
+
+    /// A cancel keeps the waker as the spare; the next arm by the same task
+    /// takes it (no clone), an arm by another task or an expiry drops it,
+    /// and shutdown hands it back with the others.
+    #[test]
+    fn spare_waker_is_reused_and_bounded() {
+        struct W;
+        impl std::task::Wake for W {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let (a, b) = (std::sync::Arc::new(W), std::sync::Arc::new(W));
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        let mut s = TimerStore::new();
+        let k = s.insert_ns(10 * TICK, Some(&wa));
+        assert_eq!(std::sync::Arc::strong_count(&a), 3);
+        s.remove(k);
+        assert_eq!(std::sync::Arc::strong_count(&a), 3, "kept as the spare");
+        let k = s.insert_ns(10 * TICK, Some(&wa));
+        assert_eq!(
+            std::sync::Arc::strong_count(&a),
+            3,
+            "the spare, not a clone"
+        );
+        s.remove(k);
+        let k = s.insert_ns(10 * TICK, Some(&wb));
+        assert_eq!(std::sync::Arc::strong_count(&a), 2, "another task: dropped");
+        s.remove(k);
+        assert_eq!(std::sync::Arc::strong_count(&b), 3);
+        s.expire(s.instant(TICK), &mut Vec::new());
+        assert_eq!(std::sync::Arc::strong_count(&b), 2, "an expiry drops it");
+        let k = s.insert_ns(10 * TICK, Some(&wb));
+        s.remove(k);
+        assert_eq!(s.take_wakers().len(), 1, "shutdown takes the spare");
+        assert_eq!(std::sync::Arc::strong_count(&b), 2);
+        s.check();
     }
 
     /// Shutdown detaches armed entries: they never fire, keep no waker.
