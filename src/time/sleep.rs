@@ -195,7 +195,9 @@ impl Future for Sleep {
                     Poll::Ready(()) => {
                         shared.timers.remove(&mut store, key);
                         drop(store);
-                        this.shared = None;
+                        if let Some(shared) = this.shared.take() {
+                            crate::runtime::frame::give_back_arc(shared);
+                        }
                         this.fired = true;
                         Poll::Ready(())
                     }
@@ -210,6 +212,8 @@ impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             shared.cancel_timer(self.key as usize);
+            // Back to this thread's run frame, if any (no atomic).
+            crate::runtime::frame::give_back_arc(shared);
         }
     }
 }
