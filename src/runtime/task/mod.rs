@@ -338,19 +338,17 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(join) = self.join.as_mut() else {
+        let Some(join) = self.join.as_ref() else {
             panic!("ringio: JoinHandle polled after it completed");
         };
-        // SAFETY: the task was created by `spawn` with a `TaskFuture` whose
-        // output is `Result<T, JoinError>`, and a taken output clears `join`.
-        let out = unsafe { join.poll_output::<Result<T, JoinError>>(cx) };
-        match out {
-            Poll::Ready(out) => {
-                self.join = None;
-                Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
-            }
-            Poll::Pending => Poll::Pending,
+        if !join.poll_complete(cx) {
+            return Poll::Pending;
         }
+        let join = self.join.take().expect("checked above");
+        // SAFETY: complete (checked above), and the task was created by
+        // `spawn` with a `TaskFuture` whose output is `Result<T, JoinError>`.
+        let out = unsafe { join.take_output::<Result<T, JoinError>>() };
+        Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
     }
 }
 

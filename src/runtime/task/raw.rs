@@ -81,13 +81,14 @@ struct Vtable {
     /// an output nobody will take), leaving `Consumed`.
     drop_stage: unsafe fn(NonNull<Header>),
     /// Moves the output into `*mut Option<F::Output>` (which holds `None`),
-    /// leaving `Consumed`.
-    take_output: unsafe fn(NonNull<Header>, *mut ()),
+    /// leaving `Consumed`, then releases the handle's reference.
+    take_output_and_release: unsafe fn(NonNull<Header>, *mut ()),
     dealloc: unsafe fn(NonNull<Header>),
 }
 
 /// Creates a task, scheduled and with a join handle. `make` gets the
 /// address its metadata will keep for the task's whole life.
+#[inline(always)]
 pub(super) fn allocate<F, M>(meta: TaskMeta, make: M) -> (Runnable, JoinRef)
 where
     F: Future + Send + 'static,
@@ -120,14 +121,14 @@ where
             .write(Stage::Running(make(meta)));
     }
     let ptr = mem.cast::<Header>();
-    (Runnable { ptr }, JoinRef { ptr, taken: false })
+    (Runnable { ptr }, JoinRef { ptr })
 }
 
 impl<F: Future> Cell<F> {
     const VTABLE: Vtable = Vtable {
         run: Self::run,
         drop_stage: Self::drop_stage,
-        take_output: Self::take_output,
+        take_output_and_release: Self::take_output_and_release,
         dealloc: Self::dealloc,
     };
 
@@ -200,15 +201,21 @@ impl<F: Future> Cell<F> {
 
     /// # Safety
     ///
-    /// The caller owns the output (see the module docs) and `dst` points at
-    /// an `Option<F::Output>`.
-    unsafe fn take_output(ptr: NonNull<Header>, dst: *mut ()) {
+    /// The caller is the `JoinHandle` of a complete task (it owns the
+    /// output, see the module docs) and gives up its reference; `dst`
+    /// points at an `Option<F::Output>` holding `None`.
+    unsafe fn take_output_and_release(ptr: NonNull<Header>, dst: *mut ()) {
         // SAFETY: see above.
         let stage = unsafe { Self::stage(ptr) };
         if let Stage::Finished(out) = std::mem::replace(stage, Stage::Consumed) {
             // SAFETY: the caller passes an `Option<F::Output>` holding
             // `None` (nothing to drop before the write).
             unsafe { dst.cast::<Option<F::Output>>().write(Some(out)) };
+        }
+        // SAFETY: the handle's reference kept the cell alive until here.
+        if unsafe { ptr.as_ref() }.state.drop_handle_and_release() {
+            // SAFETY: that was the last reference.
+            unsafe { Self::dealloc(ptr) };
         }
     }
 
@@ -389,8 +396,6 @@ impl Drop for KeepAlive {
 /// The `JoinHandle`'s reference: the right to the task's output.
 pub(super) struct JoinRef {
     ptr: NonNull<Header>,
-    /// The output was moved out: nothing of the stage is left to drop.
-    taken: bool,
 }
 
 // SAFETY: as for `Runnable`; the output is only moved out through `&mut`.
@@ -413,25 +418,28 @@ impl JoinRef {
         self.header().state.load() & COMPLETE != 0
     }
 
-    /// The output once the task completed: `Some(None)` if it was
-    /// cancelled. Registers `cx`'s waker otherwise.
+    /// Whether the task completed; registers `cx`'s waker otherwise.
+    pub(super) fn poll_complete(&self, cx: &mut Context<'_>) -> bool {
+        self.is_complete() || self.register(cx.waker())
+    }
+
+    /// Takes the output of the completed task (`None` if it was cancelled)
+    /// and gives up the handle's reference, freeing the task if it was the
+    /// last — one call through the vtable for all of it.
     ///
     /// # Safety
     ///
-    /// `T` is the output type of the future the task was created with, and
-    /// the output was not taken before.
-    pub(super) unsafe fn poll_output<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        if !self.is_complete() && !self.register(cx.waker()) {
-            return Poll::Pending;
-        }
+    /// The task is complete ([`JoinRef::poll_complete`] said so), and `T`
+    /// is the output type of the future the task was created with.
+    pub(super) unsafe fn take_output<T>(self) -> Option<T> {
+        let this = ManuallyDrop::new(self);
         let mut out: Option<T> = None;
+        let take = this.header().vtable.take_output_and_release;
         // SAFETY: COMPLETE was seen (Acquire) with our HANDLE set: the output
-        // is ours, and `T` is its type (caller's promise).
-        unsafe {
-            (self.header().vtable.take_output)(self.ptr, (&mut out as *mut Option<T>).cast())
-        };
-        self.taken = true;
-        Poll::Ready(out)
+        // is ours, and `T` is its type (caller's promise); our reference is
+        // handed over (`this` is not dropped).
+        unsafe { take(this.ptr, (&mut out as *mut Option<T>).cast()) };
+        out
     }
 
     /// Stores `waker` to be woken on completion; `true` if the task
@@ -453,13 +461,11 @@ impl JoinRef {
 impl Drop for JoinRef {
     fn drop(&mut self) {
         let header = self.header();
-        if self.taken || header.state.load() & COMPLETE != 0 {
+        if header.state.load() & COMPLETE != 0 {
             // Complete while our HANDLE is set: the output is ours. Whatever
             // waker is left in the slot goes with the cell.
-            if !self.taken {
-                // SAFETY: see above.
-                unsafe { (header.vtable.drop_stage)(self.ptr) };
-            }
+            // SAFETY: see above.
+            unsafe { (header.vtable.drop_stage)(self.ptr) };
             if header.state.drop_handle_and_release() {
                 // SAFETY: that was the last reference.
                 unsafe { (header.vtable.dealloc)(self.ptr) };
