@@ -124,3 +124,49 @@ fn stop_during_a_feeder_stream_returns_every_runner() {
         }
     });
 }
+
+/// Several threads spawn at once from outside, in short bursts separated
+/// by pauses of varying length, so the runners are caught at every point
+/// of going to sleep (about to wait, parked, signalled, on their way back)
+/// while pushes land: every burst must run in full.
+#[test]
+fn concurrent_feeders_in_bursts_reach_sleeping_runners() {
+    watchdog(Duration::from_secs(60), || {
+        const FEEDERS: usize = 3;
+        const PER_FEEDER: usize = 20;
+        const BURSTS: usize = 300;
+        let ctx = Mode::Multi.build();
+        let guard = ctx.work_guard();
+        let runners = spawn_runners(&ctx, 2);
+        let done = Arc::new(AtomicUsize::new(0));
+        for burst in 0..BURSTS {
+            let feeders: Vec<_> = (0..FEEDERS)
+                .map(|_| {
+                    let (ctx, done) = (ctx.clone(), done.clone());
+                    thread::spawn(move || {
+                        for _ in 0..PER_FEEDER {
+                            let done = done.clone();
+                            drop(ctx.spawn(async move {
+                                done.fetch_add(1, Ordering::AcqRel);
+                            }));
+                        }
+                    })
+                })
+                .collect();
+            for f in feeders {
+                f.join().unwrap();
+            }
+            let want = (burst + 1) * FEEDERS * PER_FEEDER;
+            assert!(
+                common::wait_until(PROMPT, || done.load(Ordering::Acquire) >= want),
+                "burst {burst}: {} of {want} tasks ran",
+                done.load(Ordering::Acquire)
+            );
+            // 0 to ~300 µs: runners anywhere between running and asleep.
+            thread::sleep(Duration::from_micros((burst as u64 * 37) % 300));
+        }
+        drop(guard);
+        let ran: usize = runners.into_iter().map(|r| r.join().unwrap()).sum();
+        assert_eq!(ran, BURSTS * FEEDERS * PER_FEEDER);
+    });
+}

@@ -386,13 +386,13 @@ impl<T> RunQueue<T> {
 
 #[cfg(all(test, loom))]
 mod loom_run_queue {
-    //! Model: two runners (leader/follower) and one poster. The ring is
-    //! modelled as far as the protocol depends on it: a wake posts a CQE; the
-    //! leader's kernel wait returns at once if a CQE is unreaped at entry and
-    //! otherwise only on a CQE posted after entry (as `io_uring_enter` with
-    //! `min_complete = 1` does), reaping everything; and any runner may reap
-    //! without waiting (a busy runner's periodic flush). A lost wake-up shows
-    //! as a deadlock.
+    //! Model: two runners (leader/follower) and one or two posters. The
+    //! ring is modelled as far as the protocol depends on it: a wake posts a
+    //! CQE; the leader's kernel wait returns at once if a CQE is unreaped at
+    //! entry and otherwise only on a CQE posted after entry (as
+    //! `io_uring_enter` with `min_complete = 1` does), reaping everything;
+    //! and any runner may reap without waiting (a busy runner's periodic
+    //! flush). A lost wake-up shows as a deadlock.
     use super::*;
     use crate::loom::sync::atomic::{AtomicUsize, Ordering};
     use crate::loom::sync::Arc;
@@ -506,10 +506,15 @@ mod loom_run_queue {
     /// `take_more` ahead; the second runner reaping outside leaderships if
     /// `reap`): every item runs and everyone returns.
     fn model(items: u32, take_more: usize, reap: bool) {
+        model_posters(1, items, take_more, reap);
+    }
+
+    /// As [`model`], with `posters` threads posting `items` each.
+    fn model_posters(posters: u32, items: u32, take_more: usize, reap: bool) {
         loom::model(move || {
             let q = Arc::new(RunQueue::<u32>::new());
             let ring = Arc::new(Ring::new());
-            let remaining = Arc::new(AtomicUsize::new(items as usize));
+            let remaining = Arc::new(AtomicUsize::new((posters * items) as usize));
             let r1 = loom::thread::spawn(model_runner(
                 q.clone(),
                 ring.clone(),
@@ -517,19 +522,23 @@ mod loom_run_queue {
                 take_more,
                 false,
             ));
-            let poster = {
-                let (q, ring) = (q.clone(), ring.clone());
-                loom::thread::spawn(move || {
-                    for item in 0..items {
-                        if q.push(item) == Wake::Leader {
-                            ring.wake();
+            let posters: Vec<_> = (0..posters)
+                .map(|_| {
+                    let (q, ring) = (q.clone(), ring.clone());
+                    loom::thread::spawn(move || {
+                        for item in 0..items {
+                            if q.push(item) == Wake::Leader {
+                                ring.wake();
+                            }
                         }
-                    }
+                    })
                 })
-            };
+                .collect();
             model_runner(q.clone(), ring.clone(), remaining.clone(), take_more, reap)();
             r1.join().unwrap();
-            poster.join().unwrap();
+            for p in posters {
+                p.join().unwrap();
+            }
             assert_eq!(remaining.load(Ordering::SeqCst), 0);
         });
     }
@@ -553,6 +562,15 @@ mod loom_run_queue {
     #[test]
     fn loom_run_queue_burst_wakes_through_hand_on() {
         model(2, 0, false);
+    }
+
+    /// Two threads push one item each, so the second push may find the
+    /// first one's wake still on its way (a follower signalled, the leader
+    /// woken) or a runner between taking the first item and sleeping:
+    /// every item must still reach a runner (deadlock otherwise).
+    #[test]
+    fn loom_run_queue_two_pushers() {
+        model_posters(2, 1, 0, false);
     }
 
     /// A runner reaps the ring outside any leadership and may take the CQE

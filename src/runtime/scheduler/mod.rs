@@ -124,7 +124,12 @@ pub(crate) struct Shared {
     /// Wakers of every task polled at least once and not finished: the
     /// context owns its tasks (shutdown drops them through these).
     pub(crate) tasks: ModeLock<Slab<Waker>>,
-    pub(crate) metrics: Counters,
+    /// On cache lines of its own: a thread outside the context bumps
+    /// `tasks_spawned` on every spawn, and that line must not hold what
+    /// the runners read at every turn (`finished_by_owner`, read with each
+    /// publish of their finishes, and the timer service's first fields sat
+    /// on it).
+    pub(crate) metrics: CachePadded<Counters>,
     /// Single-threaded: held by the thread that runs the context.
     runner: Mutex<()>,
 }
@@ -162,7 +167,7 @@ impl Shared {
             driver,
             timers: TimerService::new(!st),
             tasks: ModeLock::new("task registry", !st, Slab::new()),
-            metrics: Counters::default(),
+            metrics: CachePadded::new(Counters::default()),
             runner: Mutex::new(()),
         }))
     }
