@@ -14,7 +14,6 @@ use std::time::Duration;
 use common::{
     assert_fds_back_to, each_mode, fd_exclusive, open_fds, spawn_runners, watchdog, Mode,
 };
-use ringio::IoContext;
 
 /// Spawns a binary tree of `depth` levels of tasks from inside a task;
 /// each node counts itself.
@@ -103,10 +102,7 @@ fn contexts_are_freed_after_tasks_freed_inside_their_frames() {
     watchdog(Duration::from_secs(30), || {
         for i in 0..20 {
             let mode = Mode::ALL[i % 2];
-            let ctx = IoContext::builder()
-                .single_threaded(mode == Mode::Single)
-                .build()
-                .unwrap();
+            let ctx = mode.build();
             let sum = ctx.block_on(async {
                 // Joined tasks are freed by their handles inside the frame,
                 // giving their context references back to it.
