@@ -225,7 +225,7 @@ impl IoContext {
         });
         Metrics {
             tasks_polled: m.tasks_polled() + polled,
-            tasks_spawned: r(&m.tasks_spawned) + spawned,
+            tasks_spawned: m.tasks_spawned() + spawned,
             sqes_submitted: r(&d.sqes_submitted),
             enter_calls: r(&d.enter_calls),
             cqes_reaped: r(&d.cqes_reaped),

@@ -170,6 +170,22 @@ impl Frame {
         }
     }
 
+    /// A full stock drops half of itself in one burst. A runner of tasks
+    /// spawned elsewhere only ever receives references (the spawning
+    /// thread takes a new one per task): dropping one per task once the
+    /// stock is full would take the count's cache line from that thread
+    /// on every task; a burst takes it once per `MAX_ARCS / 2` tasks.
+    #[cold]
+    fn release_half_of_arcs(&self) {
+        let held = self.arcs.get();
+        let drop_n = held / 2;
+        self.arcs.set(held - drop_n);
+        for _ in 0..drop_n {
+            // SAFETY: as in `release_arcs`; the frame keeps the rest.
+            unsafe { Arc::decrement_strong_count(self.shared) };
+        }
+    }
+
     /// Drops the strong references the frame still owns.
     fn release_arcs(&self) {
         for _ in 0..self.arcs.take() {
@@ -191,13 +207,13 @@ pub(crate) fn give_back_arc(arc: Arc<Shared>) {
             let frame = unsafe { &*p };
             if ptr::eq(frame.shared, Arc::as_ptr(&arc)) {
                 let held = frame.arcs.get();
-                if held < MAX_ARCS {
-                    frame.arcs.set(held + 1);
-                    // The reference now belongs to the frame's stock.
-                    std::mem::forget(arc);
-                    return;
+                if held == MAX_ARCS {
+                    frame.release_half_of_arcs();
                 }
-                break;
+                frame.arcs.set(frame.arcs.get() + 1);
+                // The reference now belongs to the frame's stock.
+                std::mem::forget(arc);
+                return;
             }
             p = frame.prev;
         }
@@ -219,6 +235,11 @@ impl Frame {
     /// counted as outstanding, to be taken off the count by the caller.
     pub(crate) fn take_unpublished_work(&self) -> usize {
         self.finished.take() + self.work_credit.take()
+    }
+
+    /// Whether [`Frame::take_unpublished_work`] would take anything.
+    pub(crate) fn has_unpublished_work(&self) -> bool {
+        self.finished.get() + self.work_credit.get() > 0
     }
 }
 
@@ -310,4 +331,31 @@ pub(crate) fn note_inline_completion() {
             crate::runtime::metrics::Counters::bump(&f.shared().metrics.inline_completions, 1);
         }
     })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_reference_stock_drops_half_and_the_frame_drops_the_rest() {
+        let ctx = crate::IoContext::builder()
+            .single_threaded(false)
+            .build()
+            .unwrap();
+        let base = Arc::strong_count(ctx.shared_arc());
+        let mut frame = Frame::new(&ctx);
+        let guard = frame.enter();
+        // References taken elsewhere (as by a spawning thread) and given
+        // back here, as a runner of such tasks does.
+        for i in 1..=3 * MAX_ARCS {
+            give_back_arc(ctx.shared_arc().clone());
+            let held = guard.frame().arcs.get();
+            assert!(held <= MAX_ARCS, "stock bounded: {held}");
+            assert_eq!(Arc::strong_count(ctx.shared_arc()), base + held, "{i}");
+        }
+        assert!(guard.frame().arcs.get() > MAX_ARCS / 2);
+        drop(guard);
+        assert_eq!(Arc::strong_count(ctx.shared_arc()), base);
+    }
 }

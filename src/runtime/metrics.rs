@@ -4,10 +4,18 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossbeam_utils::CachePadded;
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     tasks_polled: AtomicU64,
-    pub(crate) tasks_spawned: AtomicU64,
+    /// Spawns from run frames, added with the frame's other tallies.
+    tasks_spawned: AtomicU64,
+    /// Spawns from threads not running the context, one at a time: on a
+    /// line of its own, which only such spawning threads write (the
+    /// runners flushing their tallies would otherwise pull it away from a
+    /// feeder thread on every turn).
+    spawned_outside: CachePadded<AtomicU64>,
     pub(crate) timers_fired: AtomicU64,
     pub(crate) inline_completions: AtomicU64,
     pub(crate) leader_waits: AtomicU64,
@@ -24,6 +32,15 @@ impl Counters {
         if n > 0 {
             self.tasks_spawned.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// One spawn from a thread that is not running the context.
+    pub(crate) fn add_spawned_outside(&self) {
+        self.spawned_outside.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tasks_spawned(&self) -> u64 {
+        self.tasks_spawned.load(Ordering::Relaxed) + self.spawned_outside.load(Ordering::Relaxed)
     }
 
     pub(crate) fn tasks_polled(&self) -> u64 {

@@ -107,6 +107,10 @@ pub(crate) enum Next<T> {
     /// The caller would sleep as a follower but said it has submissions
     /// queued: it must flush them (without this lock) and ask again.
     Flush,
+    /// Nothing to run, and the caller said it holds finished work it has
+    /// not published: it must publish it (without this lock: publishing may
+    /// stop the context) and ask again, before it may lead, sleep or leave.
+    Publish,
 }
 
 /// How long a runner may wait for work.
@@ -242,13 +246,16 @@ impl<T> RunQueue<T> {
         mode: WaitMode,
         stopped: impl Fn() -> bool,
         has_work: impl Fn() -> bool,
-        must_flush: bool,
+        (must_flush, unpublished): (bool, bool),
         stash: &mut VecDeque<T>,
         take_more: usize,
     ) -> Next<T> {
         let mut st = self.lock();
         loop {
             if stopped() {
+                if unpublished {
+                    return Next::Publish;
+                }
                 return self.idle(&mut st);
             }
             if let Some(item) = st.items.pop_front() {
@@ -261,6 +268,9 @@ impl<T> RunQueue<T> {
                     self.wake_for_new_work(&mut st)
                 };
                 return Next::Run(item, wake);
+            }
+            if unpublished {
+                return Next::Publish;
             }
             if !has_work() {
                 return self.idle(&mut st);
@@ -478,7 +488,7 @@ mod loom_run_queue {
                     WaitMode::Block,
                     || false,
                     || rem.load(Ordering::SeqCst) > 0,
-                    false,
+                    (false, false),
                     &mut stash,
                     take_more,
                 ) {
@@ -496,7 +506,7 @@ mod loom_run_queue {
                         wake(w);
                         return;
                     }
-                    Next::Flush => unreachable!("never asked to flush"),
+                    Next::Flush | Next::Publish => unreachable!("never asked to"),
                 }
             }
         }
@@ -589,7 +599,14 @@ mod tests {
     /// `next` for a runner that always has outstanding work, is never
     /// stopped and takes nothing ahead.
     fn next_of(q: &RunQueue<u32>, mode: WaitMode, must_flush: bool) -> Next<u32> {
-        q.next(mode, || false, || true, must_flush, &mut VecDeque::new(), 0)
+        q.next(
+            mode,
+            || false,
+            || true,
+            (must_flush, false),
+            &mut VecDeque::new(),
+            0,
+        )
     }
 
     #[test]
@@ -700,7 +717,7 @@ mod tests {
                 WaitMode::Block,
                 || true,
                 || true,
-                false,
+                (false, false),
                 &mut VecDeque::new(),
                 0
             ),
@@ -714,6 +731,27 @@ mod tests {
         assert!(matches!(next_of(&q, WaitMode::Block, false), Next::Lead));
         assert!(matches!(next_of(&q, WaitMode::Block, true), Next::Flush));
         assert!(matches!(next_of(&q, WaitMode::Poll, true), Next::Idle(_)));
+    }
+
+    #[test]
+    fn unpublished_work_is_published_before_leading_or_leaving_but_not_to_run() {
+        let q = RunQueue::<u32>::new();
+        let next = |stopped: bool, has_work: bool| {
+            q.next(
+                WaitMode::Block,
+                || stopped,
+                || has_work,
+                (false, true),
+                &mut VecDeque::new(),
+                0,
+            )
+        };
+        assert!(matches!(next(false, true), Next::Publish));
+        assert!(matches!(next(false, false), Next::Publish));
+        assert!(matches!(next(true, true), Next::Publish));
+        let _ = q.push(7);
+        assert!(matches!(next(false, true), Next::Run(7, _)));
+        assert!(!q.has_leader(), "asked to publish, so it did not lead");
     }
 
     #[test]
@@ -742,7 +780,7 @@ mod tests {
                 WaitMode::Block,
                 || true,
                 || true,
-                false,
+                (false, false),
                 &mut VecDeque::new(),
                 0
             ),
@@ -753,7 +791,7 @@ mod tests {
                 WaitMode::Block,
                 || false,
                 || false,
-                false,
+                (false, false),
                 &mut VecDeque::new(),
                 0
             ),
@@ -768,7 +806,14 @@ mod tests {
             let _ = q.push(i);
         }
         let mut stash = VecDeque::new();
-        match q.next(WaitMode::Poll, || false, || true, false, &mut stash, 16) {
+        match q.next(
+            WaitMode::Poll,
+            || false,
+            || true,
+            (false, false),
+            &mut stash,
+            16,
+        ) {
             Next::Run(0, _) => {}
             other => panic!("{other:?}"),
         }
@@ -777,8 +822,14 @@ mod tests {
         let _ = q.give_back(&mut stash);
         assert!(stash.is_empty());
         let mut order = Vec::new();
-        while let Next::Run(i, _) = q.next(WaitMode::Poll, || false, || true, false, &mut stash, 0)
-        {
+        while let Next::Run(i, _) = q.next(
+            WaitMode::Poll,
+            || false,
+            || true,
+            (false, false),
+            &mut stash,
+            0,
+        ) {
             order.push(i);
         }
         assert_eq!(

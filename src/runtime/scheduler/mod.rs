@@ -744,14 +744,17 @@ impl Shared {
             // handlers queued must reach the kernel (the leader may be asleep
             // already): `next` asks for a flush first.
             let must_flush = frame.since_flush.get() > 0 && self.driver.sq_queued();
-            // Publish this runner's finished work and unused work credit
-            // before it may lead, sleep or leave (see `work_finished`).
-            self.work_finished_n(frame.take_unpublished_work());
+            // This runner's finished work and unused work credit are
+            // published before it may lead, sleep or leave (see
+            // `work_finished`), but not on every trip to the queue: the
+            // count is written by every spawn from outside, so touching it
+            // per task would bounce its cache line between feeder and
+            // runners. `next` says when (`Next::Publish`).
             let next = q.next(
                 wait,
                 interrupt,
                 || self.outstanding() > 0,
-                must_flush,
+                (must_flush, frame.has_unpublished_work()),
                 &mut frame.stash.borrow_mut(),
                 STASH_MAX,
             );
@@ -767,6 +770,7 @@ impl Shared {
                     frame.since_flush.set(0);
                     self.reaping(|| self.flush_ring());
                 }
+                Next::Publish => self.work_finished_n(frame.take_unpublished_work()),
                 Next::Idle(wake) => {
                     if wake == QueueWake::Leader {
                         self.driver.wake();

