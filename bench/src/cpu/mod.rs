@@ -18,11 +18,11 @@
 //!   (so it registers with the timer), dropped.
 //! * [`Workload::Multithreaded`]: a multi-threaded scheduler with `threads`
 //!   workers while the cell's main thread (the feeder) spawns `batches`
-//!   batches of `batch` trivial tasks, at most two batches in flight.
-//!   ringio and tokio only.
+//!   batches of `batch` trivial tasks, at most two batches in flight; the
+//!   whole cell runs on CPUs `0..cpus`. ringio and tokio only.
 //!
-//! Each cell runs in its own process, pinned to CPU 0 (CPUs 0–1 for cells
-//! with 2 worker threads) before the runtime is built.
+//! Each cell runs in its own process, pinned to CPU 0 (`multithreaded`:
+//! to its `cpus`) before the runtime is built.
 
 mod compio;
 mod glommio;
@@ -63,6 +63,8 @@ pub enum Workload {
     },
     Multithreaded {
         threads: usize,
+        /// CPUs the whole cell (feeder and runners) may use: 0..cpus.
+        cpus: usize,
         batches: u64,
         batch: u64,
     },
@@ -164,14 +166,27 @@ pub fn cells(quick: bool) -> Vec<CellSpec> {
             out.push(spec(family, workload, runtime, params));
         }
     }
-    let threads: &[&str] = if quick { &["2"] } else { &["1", "2"] };
-    for t in threads {
+    // (threads, cpus): 1 and 2 runners on the same two CPUs (the goal's
+    // comparison: only the number of runners differs), and, in a full
+    // run, 1 runner sharing one CPU with the feeder (no task crosses
+    // cores: the cost of crossing them is the difference).
+    let shapes: &[(&str, &str)] = if quick {
+        &[("2", "2")]
+    } else {
+        &[("1", "1"), ("1", "2"), ("2", "2")]
+    };
+    for (t, c) in shapes {
         for runtime in MT_RUNTIMES {
             out.push(spec(
                 "io_context",
                 "io_context.multithreaded",
                 runtime,
-                &[("threads", t), ("batches", "1000"), ("batch", "1000")],
+                &[
+                    ("threads", t),
+                    ("cpus", c),
+                    ("batches", "1000"),
+                    ("batch", "1000"),
+                ],
             ));
         }
     }
@@ -211,6 +226,7 @@ pub fn workload(spec: &CellSpec) -> Result<Workload, String> {
         },
         "io_context.multithreaded" => Workload::Multithreaded {
             threads: spec.param("threads", 1).max(1),
+            cpus: spec.param("cpus", 1).max(1),
             batches: spec.param("batches", 1000),
             batch: spec.param("batch", 1000).max(1),
         },
@@ -223,7 +239,7 @@ pub fn workload(spec: &CellSpec) -> Result<Workload, String> {
 pub fn run(spec: &CellSpec) -> Result<Vec<Row>, String> {
     let w = workload(spec)?;
     let cpus: Vec<usize> = match &w {
-        Workload::Multithreaded { threads, .. } if *threads > 1 => (0..*threads).collect(),
+        Workload::Multithreaded { cpus, .. } => (0..*cpus).collect(),
         _ => vec![pin::SERVER_CPU],
     };
     pin_to_cpus(&cpus).map_err(|e| format!("pinning to CPUs {cpus:?}: {e}"))?;
