@@ -257,11 +257,15 @@ impl Shared {
     //
     // A multi-threaded runner counts the finishes of the tasks it polls in
     // its run frame (`Frame::finished`, only while `in_task`) and takes
-    // them off `outstanding` in one step when it flushes its tallies:
-    // every maintain, and before it asks the run queue for more work (the
-    // only way to lead, sleep or leave). Until then the count only looks
-    // larger, so nothing stops early; and no runner sleeps on finishes it
-    // has not published, so the zero is never missed.
+    // them off `outstanding` in one step when it flushes its tallies
+    // (every maintain) and when the run queue answers `Next::Publish`:
+    // `RunQueue::next` returns that instead of any answer but `Run` while
+    // the runner holds unpublished work, so it publishes before it may
+    // lead, sleep or leave, but not on every trip to the queue (the count
+    // shares its line with every spawn from outside the context). Until
+    // then the count only looks larger, so nothing stops early; and no
+    // runner sleeps on finishes it has not published, so the zero is never
+    // missed.
 
     #[inline]
     pub(crate) fn work_finished(&self) {
