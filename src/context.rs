@@ -121,7 +121,7 @@ impl IoContext {
     /// outstanding work until it has run. A panic in it is caught and does
     /// not take the runner down.
     pub fn post<F: FnOnce() + Send + 'static>(&self, f: F) {
-        drop(self.spawn(async move { f() }));
+        task::spawn_detached(self.shared_arc(), async move { f() });
     }
 
     /// Drives the context on this thread until `fut` completes, and returns

@@ -96,13 +96,42 @@ where
     crate::runtime::frame::with_frame_of(shared, move |frame| match frame {
         Some(frame) => spawn_in(frame, fut),
         None => {
-            let (runnable, handle) = spawn_unscheduled(shared.clone(), fut, None);
+            let (runnable, join) = spawn_unscheduled(shared.clone(), fut, None, false);
+            let handle = JoinHandle::new(join);
             if let Some(r) = runnable {
                 shared.metrics.add_spawned_outside();
                 // `handle` keeps the task alive.
                 schedule(r, true);
             }
             handle
+        }
+    })
+}
+
+/// [`spawn`] for a task nobody will join (`IoContext::post`): the task has
+/// no join handle, so the spawning thread never touches its state again
+/// once it is queued (dropping a handle is an atomic read-modify-write on
+/// the task, which a runner on another core may be running by then).
+#[inline]
+pub(crate) fn spawn_detached<F>(shared: &Arc<Shared>, fut: F)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    crate::runtime::frame::with_frame_of(shared, move |frame| match frame {
+        Some(frame) => {
+            if let (Some(r), _) = spawn_unscheduled(frame.shared_arc(), fut, Some(frame), true) {
+                frame.spawned.set(frame.spawned.get() + 1);
+                frame.shared().schedule_here(r);
+            }
+        }
+        None => {
+            if let (Some(r), _) = spawn_unscheduled(shared.clone(), fut, None, true) {
+                shared.metrics.add_spawned_outside();
+                // The caller's `shared` keeps the context alive for the
+                // call; nothing touches the task after it is queued.
+                shared.schedule(r);
+            }
         }
     })
 }
@@ -131,7 +160,8 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (runnable, handle) = spawn_unscheduled(frame.shared_arc(), fut, Some(frame));
+    let (runnable, join) = spawn_unscheduled(frame.shared_arc(), fut, Some(frame), false);
+    let handle = JoinHandle::new(join);
     if let Some(r) = runnable {
         frame.spawned.set(frame.spawned.get() + 1);
         frame.shared().schedule_here(r);
@@ -140,15 +170,17 @@ where
 }
 
 /// Creates the task of `spawn` without queueing it: its `Runnable`, or
-/// `None` if the context is closing (the future is then already dropped).
-/// `frame`: this thread's run frame of `shared`, if any, which pays for the
-/// task's unit of outstanding work.
-#[inline]
+/// `None` if the context is closing (the future is then already dropped),
+/// and its join reference unless `detached`. `frame`: this thread's run
+/// frame of `shared`, if any, which pays for the task's unit of
+/// outstanding work.
+#[inline(always)]
 fn spawn_unscheduled<F>(
     shared: Arc<Shared>,
     fut: F,
     frame: Option<&Frame>,
-) -> (Option<Runnable>, JoinHandle<F::Output>)
+    detached: bool,
+) -> (Option<Runnable>, Option<raw::JoinRef>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -165,20 +197,23 @@ where
         aborted: AtomicBool::new(false),
         key: AtomicUsize::new(UNREGISTERED),
     };
-    let (runnable, join) = raw::allocate(meta, |meta| TaskFuture {
+    let make = |meta| TaskFuture {
         inner: Some(fut),
         meta: MetaRef(meta),
         counted: !refused,
-    });
-    let handle = JoinHandle {
-        join: Some(join),
-        _output: std::marker::PhantomData,
+    };
+    let (runnable, join) = if detached {
+        (raw::allocate_detached(meta, make), None)
+    } else {
+        let (runnable, join) = raw::allocate(meta, make);
+        (runnable, Some(join))
     };
     if refused {
+        // Cancels the task: a handle reports it.
         drop(runnable);
-        return (None, handle);
+        return (None, join);
     }
-    (Some(runnable), handle)
+    (Some(runnable), join)
 }
 
 /// A pointer to the task's own metadata.
@@ -297,6 +332,15 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
+    /// The handle of a task made with a join reference.
+    fn new(join: Option<raw::JoinRef>) -> Self {
+        debug_assert!(join.is_some(), "a joinable task has a join reference");
+        JoinHandle {
+            join,
+            _output: std::marker::PhantomData,
+        }
+    }
+
     /// Cancels the task: its future is dropped the next time the context
     /// gets to it (at once if it is idle), cancelling any I/O it had in
     /// flight, and awaiting this handle yields a cancelled [`JoinError`].

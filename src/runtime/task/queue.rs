@@ -90,9 +90,10 @@ mod tests {
                     assert_eq!(ran.fetch_add(1, Ordering::SeqCst), i);
                 },
                 None,
+                false,
             );
             q.push_back(r.expect("an open context accepts tasks"));
-            handles.push(h);
+            handles.push(super::super::JoinHandle::<()>::new(h));
         }
         for _ in 0..3 {
             q.pop_front().unwrap().run();

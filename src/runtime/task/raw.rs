@@ -95,12 +95,38 @@ where
     F::Output: Send + 'static,
     M: FnOnce(*const TaskMeta) -> F,
 {
+    let ptr = allocate_cell(meta, make, State::new());
+    (Runnable { ptr }, JoinRef { ptr })
+}
+
+/// Creates a task, scheduled, that nobody will join: its `Runnable` is its
+/// only reference, so no handle is ever dropped and its output is dropped
+/// when it completes.
+#[inline(always)]
+pub(super) fn allocate_detached<F, M>(meta: TaskMeta, make: M) -> Runnable
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    M: FnOnce(*const TaskMeta) -> F,
+{
+    Runnable {
+        ptr: allocate_cell(meta, make, State::new_detached()),
+    }
+}
+
+#[inline(always)]
+fn allocate_cell<F, M>(meta: TaskMeta, make: M, state: State) -> NonNull<Header>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    M: FnOnce(*const TaskMeta) -> F,
+{
     let layout = std::alloc::Layout::new::<Cell<F>>();
     let (mem, home) = recycle::allocate(layout);
     let mem = mem.cast::<Cell<F>>();
     let cell = Cell::<F> {
         header: Header {
-            state: State::new(),
+            state,
             vtable: &Cell::<F>::VTABLE,
             home,
             queue_next: UnsafeCell::new(None),
@@ -120,8 +146,7 @@ where
             .get()
             .write(Stage::Running(make(meta)));
     }
-    let ptr = mem.cast::<Header>();
-    (Runnable { ptr }, JoinRef { ptr })
+    mem.cast::<Header>()
 }
 
 impl<F: Future> Cell<F> {

@@ -91,6 +91,12 @@ impl State {
         State(AtomicUsize::new(SCHEDULED | HANDLE | (2 * REF_ONE)))
     }
 
+    /// A task nobody will join: scheduled, its `Runnable` the only
+    /// reference, no `HANDLE` (its output is dropped when it completes).
+    pub(super) fn new_detached() -> Self {
+        State(AtomicUsize::new(SCHEDULED | REF_ONE))
+    }
+
     pub(super) fn load(&self) -> usize {
         self.0.load(Ordering::Acquire)
     }
@@ -284,6 +290,26 @@ mod tests {
 
     fn refs(s: &State) -> usize {
         s.load() / REF_ONE
+    }
+
+    #[test]
+    fn a_detached_task_completes_with_its_only_reference_released() {
+        let s = State::new_detached();
+        assert_eq!(s.load() & HANDLE, 0);
+        assert_eq!(refs(&s), 1);
+        s.start_run();
+        let done = s.complete(true);
+        assert!(done.released && done.last, "the Runnable was the last");
+    }
+
+    #[test]
+    fn a_detached_task_kept_by_a_waker_outlives_its_completion() {
+        let s = State::new_detached();
+        s.start_run();
+        s.add_ref(); // a waker the future handed out
+        let done = s.complete(true);
+        assert!(done.released && !done.last);
+        assert!(s.release(), "the waker's drop frees it");
     }
 
     #[test]
