@@ -231,11 +231,19 @@ impl<F: Future> Cell<F> {
     /// points at an `Option<F::Output>` holding `None`.
     unsafe fn take_output_and_release(ptr: NonNull<Header>, dst: *mut ()) {
         // SAFETY: see above.
-        let stage = unsafe { Self::stage(ptr) };
-        if let Stage::Finished(out) = std::mem::replace(stage, Stage::Consumed) {
-            // SAFETY: the caller passes an `Option<F::Output>` holding
-            // `None` (nothing to drop before the write).
-            unsafe { dst.cast::<Option<F::Output>>().write(Some(out)) };
+        let stage_ptr: *mut Stage<F> = unsafe { Self::stage(ptr) };
+        // SAFETY: as above; the shared borrow ends before the write below.
+        if let Stage::Finished(out) = unsafe { &*stage_ptr } {
+            // SAFETY: the output is moved out exactly once: the stage is
+            // overwritten with `Consumed` (no drop of the old value) before
+            // anyone can look at it again. The caller passes an
+            // `Option<F::Output>` holding `None` (nothing to drop before
+            // the write). Only the output is copied, not the whole stage.
+            unsafe {
+                let out = std::ptr::read(out);
+                stage_ptr.write(Stage::Consumed);
+                dst.cast::<Option<F::Output>>().write(Some(out));
+            }
         }
         // SAFETY: the handle's reference kept the cell alive until here.
         if unsafe { ptr.as_ref() }.state.drop_handle_and_release() {
@@ -248,14 +256,26 @@ impl<F: Future> Cell<F> {
     ///
     /// The last reference is gone.
     unsafe fn dealloc(ptr: NonNull<Header>) {
-        let cell = ptr.cast::<Cell<F>>();
+        let cell = ptr.cast::<Cell<F>>().as_ptr();
         // SAFETY: the cell came from `allocate` with `Cell<F>`'s layout and
         // nobody else refers to it any more: drop it, then give the memory
-        // back (even if a destructor panicked).
+        // back (even if a destructor panicked). The stage goes first, while
+        // the metadata a task future points at is still whole; a consumed
+        // stage (the usual case: output taken or dropped) holds nothing, and
+        // is not dropped at all (no call into its drop glue).
         unsafe {
-            let home = (*cell.as_ptr()).header.home;
-            let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(cell.as_ptr())));
-            recycle::release(cell.cast(), std::alloc::Layout::new::<Cell<F>>(), home);
+            let home = (*cell).header.home;
+            let stage = (*cell).stage.get();
+            if !matches!(*stage, Stage::Consumed) {
+                let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(stage)));
+            }
+            let header = std::ptr::addr_of_mut!((*cell).header);
+            let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(header)));
+            recycle::release(
+                NonNull::new_unchecked(cell).cast(),
+                std::alloc::Layout::new::<Cell<F>>(),
+                home,
+            );
         }
     }
 }
@@ -439,11 +459,13 @@ impl JoinRef {
         unsafe { self.ptr.as_ref() }
     }
 
+    #[inline]
     pub(super) fn is_complete(&self) -> bool {
         self.header().state.load() & COMPLETE != 0
     }
 
     /// Whether the task completed; registers `cx`'s waker otherwise.
+    #[inline]
     pub(super) fn poll_complete(&self, cx: &mut Context<'_>) -> bool {
         self.is_complete() || self.register(cx.waker())
     }
