@@ -184,23 +184,26 @@ impl<F: Future> Cell<F> {
         let waker = ManuallyDrop::new(waker_ref(ptr));
         let mut cx = Context::from_waker(&waker);
         // SAFETY: RUNNING, and we hold the Runnable: the stage is ours.
-        let stage = unsafe { Self::stage(ptr) };
-        let Stage::Running(fut) = stage else {
+        let stage_ptr: *mut Stage<F> = unsafe { Self::stage(ptr) };
+        // SAFETY: as above.
+        let Stage::Running(fut) = (unsafe { &mut *stage_ptr }) else {
             unreachable!("ringio: a task was run after it finished");
         };
+        let fut_ptr: *mut F = fut;
         // SAFETY: the future stays in the heap cell until it is dropped in
-        // place by `set_stage`; it is never moved.
-        let fut = unsafe { Pin::new_unchecked(fut) };
+        // place below (or by `set_stage`); it is never moved.
+        let fut = unsafe { Pin::new_unchecked(&mut *fut_ptr) };
         match fut.poll(&mut cx) {
             Poll::Ready(out) => {
-                // Drop the future in place (no move of the stage), then
-                // write the output over it.
-                let stage_ptr: *mut Stage<F> = stage;
-                // SAFETY: the stage is ours; it is dropped exactly once here
-                // and overwritten before anyone can see it again. A panic
-                // in the future's destructor (user code) is swallowed.
+                // Drop the future in place (no move of the stage, and no
+                // look at its variant: it is `Running`), then write the
+                // output over it.
+                // SAFETY: the stage is ours; its future is dropped exactly
+                // once here and the stage overwritten (with no drop) before
+                // anyone can see it again. A panic in the future's
+                // destructor (user code) is swallowed.
                 unsafe {
-                    let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(stage_ptr)));
+                    let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(fut_ptr)));
                     stage_ptr.write(Stage::Finished(out));
                 }
                 // SAFETY: we hold the Runnable's reference; `finish` ends it.
