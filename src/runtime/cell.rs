@@ -10,7 +10,8 @@
 //!   context; only one thread can hold such a frame at a time because
 //!   `run`/`poll`/`block_on` take the context's runner lock first. That
 //!   proof is checked by [`crate::runtime::scheduler::Shared::owns`]
-//!   before [`ModeLock::lock_unchecked`] is called.
+//!   before [`ModeLock::lock_unchecked`] is called (or
+//!   [`ModeLock::borrow_unlocked`], for a lock known to be in this mode).
 //! * Re-entrancy (a second guard on the same thread while one lives) would
 //!   alias `&mut`; the `borrowed` flag turns it into a panic naming the lock.
 //!   Callers avoid it by never running wakers or user code under a guard.
@@ -73,6 +74,26 @@ impl<T> ModeLock<T> {
 }
 
 impl<T> ModeLock<T> {
+    /// [`ModeLock::lock_unchecked`] for a lock the caller knows was made in
+    /// single-threaded mode (a single-threaded context's own queue): the
+    /// borrow flag only, no look at the mode.
+    ///
+    /// # Safety
+    ///
+    /// `!is_locking()`, and the calling thread is the context's current
+    /// owner thread, as for [`ModeLock::lock_unchecked`].
+    #[inline]
+    pub(crate) unsafe fn borrow_unlocked(&self) -> ModeGuard<'_, T> {
+        debug_assert!(self.mutex.is_none(), "{} is a locking ModeLock", self.name);
+        if self.borrowed.replace(true) {
+            panic!("ringio: re-entrant access to the {} state", self.name);
+        }
+        ModeGuard {
+            lock: self,
+            _mutex: None,
+        }
+    }
+
     /// Multi-threaded mode only: the guard if the mutex is free right now.
     pub(crate) fn try_lock(&self) -> Option<ModeGuard<'_, T>> {
         let mutex = self.mutex.as_ref()?;

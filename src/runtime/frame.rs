@@ -90,6 +90,16 @@ thread_local! {
     static TOKEN: u8 = const { 0 };
 }
 
+/// The innermost frame of this thread (null outside any). `LocalKey::with`
+/// with only this read inside always inlines, so the accessor behind the
+/// key (a function pointer) folds into one thread-local load; a `with`
+/// around a larger closure may stay out of line and call the accessor
+/// through the pointer on every use.
+#[inline(always)]
+fn innermost_ptr() -> *const Frame {
+    CURRENT.with(Cell::get)
+}
+
 /// A cheap identity of the calling thread (the address of a thread-local).
 #[inline]
 pub(crate) fn thread_token() -> usize {
@@ -200,25 +210,44 @@ impl Frame {
 /// that context, if any, for the next [`Frame::shared_arc`]; else drops it.
 #[inline]
 pub(crate) fn give_back_arc(arc: Arc<Shared>) {
-    CURRENT.with(|c| {
-        let mut p = c.get();
-        while !p.is_null() {
-            // SAFETY: CURRENT and every `prev` link point at live frames.
-            let frame = unsafe { &*p };
-            if ptr::eq(frame.shared, Arc::as_ptr(&arc)) {
-                let held = frame.arcs.get();
-                if held == MAX_ARCS {
-                    frame.release_half_of_arcs();
-                }
-                frame.arcs.set(frame.arcs.get() + 1);
-                // The reference now belongs to the frame's stock.
-                std::mem::forget(arc);
-                return;
-            }
-            p = frame.prev;
+    // The usual case, inline: the innermost frame is the context's and
+    // its stock has room. Anything else takes the full walk below, which
+    // finds that same frame first when it matches.
+    // SAFETY: CURRENT only points at frames that are alive (module docs).
+    if let Some(frame) = unsafe { innermost_ptr().as_ref() } {
+        let held = frame.arcs.get();
+        if ptr::eq(frame.shared, Arc::as_ptr(&arc)) && held < MAX_ARCS {
+            frame.arcs.set(held + 1);
+            // The reference now belongs to the frame's stock.
+            std::mem::forget(arc);
+            return;
         }
-        drop(arc);
-    })
+    }
+    give_back_arc_slow(arc);
+}
+
+/// [`give_back_arc`] past its inline case: an outer frame, a full stock,
+/// or no frame of the context at all.
+#[cold]
+#[inline(never)]
+fn give_back_arc_slow(arc: Arc<Shared>) {
+    let mut p = innermost_ptr();
+    while !p.is_null() {
+        // SAFETY: CURRENT and every `prev` link point at live frames.
+        let frame = unsafe { &*p };
+        if ptr::eq(frame.shared, Arc::as_ptr(&arc)) {
+            let held = frame.arcs.get();
+            if held == MAX_ARCS {
+                frame.release_half_of_arcs();
+            }
+            frame.arcs.set(frame.arcs.get() + 1);
+            // The reference now belongs to the frame's stock.
+            std::mem::forget(arc);
+            return;
+        }
+        p = frame.prev;
+    }
+    drop(arc);
 }
 
 impl Frame {
@@ -259,29 +288,26 @@ impl Drop for FrameGuard<'_> {
 }
 
 /// Calls `f` with the innermost frame, if any.
+#[inline]
 pub(crate) fn with_innermost<R>(f: impl FnOnce(Option<&Frame>) -> R) -> R {
-    CURRENT.with(|c| {
-        let p = c.get();
-        // SAFETY: CURRENT only points at frames that are alive (see module docs).
-        f(unsafe { p.as_ref() })
-    })
+    let p = innermost_ptr();
+    // SAFETY: CURRENT only points at frames that are alive (see module docs).
+    f(unsafe { p.as_ref() })
 }
 
 /// Calls `f` with the innermost frame of `shared` on this thread, if any.
 #[inline]
 pub(crate) fn with_frame_of<R>(shared: &Shared, f: impl FnOnce(Option<&Frame>) -> R) -> R {
-    CURRENT.with(|c| {
-        let mut p = c.get();
-        while !p.is_null() {
-            // SAFETY: CURRENT and every `prev` link point at live frames.
-            let frame = unsafe { &*p };
-            if ptr::eq(frame.shared, shared) {
-                return f(Some(frame));
-            }
-            p = frame.prev;
+    let mut p = innermost_ptr();
+    while !p.is_null() {
+        // SAFETY: CURRENT and every `prev` link point at live frames.
+        let frame = unsafe { &*p };
+        if ptr::eq(frame.shared, shared) {
+            return f(Some(frame));
         }
-        f(None)
-    })
+        p = frame.prev;
+    }
+    f(None)
 }
 
 /// Whether the current thread is inside a run frame of `shared`.

@@ -344,6 +344,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     pub(crate) fn is_closing(&self) -> bool {
         self.lifecycle.load(Ordering::Acquire) != RUNNING
     }
@@ -405,9 +406,10 @@ impl Shared {
     fn owner_queue<'a>(&self, local: &'a ModeLock<TaskQueue>) -> ModeGuard<'a, TaskQueue> {
         debug_assert!(frame::is_running(self));
         // SAFETY: only called on the thread running this single-threaded
-        // context (inside `with_runner`), which is its owner; the guard's
-        // re-entrancy flag still catches a nested borrow.
-        unsafe { local.lock_unchecked() }
+        // context (inside `with_runner`), which is its owner, with the
+        // local queue of `Queue::Single`, always made non-locking; the
+        // guard's re-entrancy flag still catches a nested borrow.
+        unsafe { local.borrow_unlocked() }
     }
 
     /// Queues a task woken on a thread that runs this context (its run

@@ -53,6 +53,7 @@ pub(crate) struct TaskMeta {
 }
 
 impl Drop for TaskMeta {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: the field is taken once, here, and never used again.
         let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
@@ -295,26 +296,35 @@ impl<F> Drop for TaskFuture<F> {
         let meta = self.meta.get();
         // Registration happens only in this task's own polls, which are
         // over; the swap (an atomic RMW) is paid only by registered tasks.
-        let key = match meta.key.load(Ordering::Relaxed) {
-            UNREGISTERED => UNREGISTERED,
-            _ => meta.key.swap(UNREGISTERED, Ordering::SeqCst),
-        };
-        if key != UNREGISTERED {
-            match meta.shared.lock(&meta.shared.tasks) {
-                Some(mut tasks) => {
-                    tasks.try_remove(key);
-                }
-                None => {
-                    meta.shared.remote(Box::new(move |s: &Shared| {
-                        if let Some(mut tasks) = s.lock(&s.tasks) {
-                            tasks.try_remove(key);
-                        }
-                    }));
-                }
-            }
+        if meta.key.load(Ordering::Relaxed) != UNREGISTERED {
+            unregister(meta);
         }
         if self.counted {
             meta.shared.work_finished();
+        }
+    }
+}
+
+/// Takes a finished task's waker out of the context's registry (out of
+/// line: a task that finishes in its first poll, the common short task,
+/// never registered, and its drop stays small).
+#[cold]
+#[inline(never)]
+fn unregister(meta: &TaskMeta) {
+    let key = meta.key.swap(UNREGISTERED, Ordering::SeqCst);
+    if key == UNREGISTERED {
+        return;
+    }
+    match meta.shared.lock(&meta.shared.tasks) {
+        Some(mut tasks) => {
+            tasks.try_remove(key);
+        }
+        None => {
+            meta.shared.remote(Box::new(move |s: &Shared| {
+                if let Some(mut tasks) = s.lock(&s.tasks) {
+                    tasks.try_remove(key);
+                }
+            }));
         }
     }
 }
@@ -381,6 +391,7 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(join) = self.join.as_ref() else {
             panic!("ringio: JoinHandle polled after it completed");

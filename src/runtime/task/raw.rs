@@ -184,23 +184,26 @@ impl<F: Future> Cell<F> {
         let waker = ManuallyDrop::new(waker_ref(ptr));
         let mut cx = Context::from_waker(&waker);
         // SAFETY: RUNNING, and we hold the Runnable: the stage is ours.
-        let stage = unsafe { Self::stage(ptr) };
-        let Stage::Running(fut) = stage else {
+        let stage_ptr: *mut Stage<F> = unsafe { Self::stage(ptr) };
+        // SAFETY: as above.
+        let Stage::Running(fut) = (unsafe { &mut *stage_ptr }) else {
             unreachable!("ringio: a task was run after it finished");
         };
+        let fut_ptr: *mut F = fut;
         // SAFETY: the future stays in the heap cell until it is dropped in
-        // place by `set_stage`; it is never moved.
-        let fut = unsafe { Pin::new_unchecked(fut) };
+        // place below (or by `set_stage`); it is never moved.
+        let fut = unsafe { Pin::new_unchecked(&mut *fut_ptr) };
         match fut.poll(&mut cx) {
             Poll::Ready(out) => {
-                // Drop the future in place (no move of the stage), then
-                // write the output over it.
-                let stage_ptr: *mut Stage<F> = stage;
-                // SAFETY: the stage is ours; it is dropped exactly once here
-                // and overwritten before anyone can see it again. A panic
-                // in the future's destructor (user code) is swallowed.
+                // Drop the future in place (no move of the stage, and no
+                // look at its variant: it is `Running`), then write the
+                // output over it.
+                // SAFETY: the stage is ours; its future is dropped exactly
+                // once here and the stage overwritten (with no drop) before
+                // anyone can see it again. A panic in the future's
+                // destructor (user code) is swallowed.
                 unsafe {
-                    let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(stage_ptr)));
+                    let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(fut_ptr)));
                     stage_ptr.write(Stage::Finished(out));
                 }
                 // SAFETY: we hold the Runnable's reference; `finish` ends it.
@@ -231,11 +234,19 @@ impl<F: Future> Cell<F> {
     /// points at an `Option<F::Output>` holding `None`.
     unsafe fn take_output_and_release(ptr: NonNull<Header>, dst: *mut ()) {
         // SAFETY: see above.
-        let stage = unsafe { Self::stage(ptr) };
-        if let Stage::Finished(out) = std::mem::replace(stage, Stage::Consumed) {
-            // SAFETY: the caller passes an `Option<F::Output>` holding
-            // `None` (nothing to drop before the write).
-            unsafe { dst.cast::<Option<F::Output>>().write(Some(out)) };
+        let stage_ptr: *mut Stage<F> = unsafe { Self::stage(ptr) };
+        // SAFETY: as above; the shared borrow ends before the write below.
+        if let Stage::Finished(out) = unsafe { &*stage_ptr } {
+            // SAFETY: the output is moved out exactly once: the stage is
+            // overwritten with `Consumed` (no drop of the old value) before
+            // anyone can look at it again. The caller passes an
+            // `Option<F::Output>` holding `None` (nothing to drop before
+            // the write). Only the output is copied, not the whole stage.
+            unsafe {
+                let out = std::ptr::read(out);
+                stage_ptr.write(Stage::Consumed);
+                dst.cast::<Option<F::Output>>().write(Some(out));
+            }
         }
         // SAFETY: the handle's reference kept the cell alive until here.
         if unsafe { ptr.as_ref() }.state.drop_handle_and_release() {
@@ -248,14 +259,26 @@ impl<F: Future> Cell<F> {
     ///
     /// The last reference is gone.
     unsafe fn dealloc(ptr: NonNull<Header>) {
-        let cell = ptr.cast::<Cell<F>>();
+        let cell = ptr.cast::<Cell<F>>().as_ptr();
         // SAFETY: the cell came from `allocate` with `Cell<F>`'s layout and
         // nobody else refers to it any more: drop it, then give the memory
-        // back (even if a destructor panicked).
+        // back (even if a destructor panicked). The stage goes first, while
+        // the metadata a task future points at is still whole; a consumed
+        // stage (the usual case: output taken or dropped) holds nothing, and
+        // is not dropped at all (no call into its drop glue).
         unsafe {
-            let home = (*cell.as_ptr()).header.home;
-            let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(cell.as_ptr())));
-            recycle::release(cell.cast(), std::alloc::Layout::new::<Cell<F>>(), home);
+            let home = (*cell).header.home;
+            let stage = (*cell).stage.get();
+            if !matches!(*stage, Stage::Consumed) {
+                let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(stage)));
+            }
+            let header = std::ptr::addr_of_mut!((*cell).header);
+            let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(header)));
+            recycle::release(
+                NonNull::new_unchecked(cell).cast(),
+                std::alloc::Layout::new::<Cell<F>>(),
+                home,
+            );
         }
     }
 }
@@ -439,11 +462,13 @@ impl JoinRef {
         unsafe { self.ptr.as_ref() }
     }
 
+    #[inline]
     pub(super) fn is_complete(&self) -> bool {
         self.header().state.load() & COMPLETE != 0
     }
 
     /// Whether the task completed; registers `cx`'s waker otherwise.
+    #[inline]
     pub(super) fn poll_complete(&self, cx: &mut Context<'_>) -> bool {
         self.is_complete() || self.register(cx.waker())
     }

@@ -97,11 +97,13 @@ impl State {
         State(AtomicUsize::new(SCHEDULED | REF_ONE))
     }
 
+    #[inline]
     pub(super) fn load(&self) -> usize {
         self.0.load(Ordering::Acquire)
     }
 
     /// `Runnable::run`: SCHEDULED → RUNNING.
+    #[inline]
     pub(super) fn start_run(&self) {
         let prev = self.0.fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel);
         debug_assert_eq!(prev & (SCHEDULED | RUNNING | COMPLETE), SCHEDULED);
@@ -185,6 +187,7 @@ impl State {
 
     /// The `JoinHandle` of a complete task is dropped: clears `HANDLE` and
     /// releases its reference in one step; `true` if that was the last.
+    #[inline]
     pub(super) fn drop_handle_and_release(&self) -> bool {
         if self.is_sole_reference() {
             return true;
@@ -274,6 +277,7 @@ impl State {
     }
 
     /// Releases one reference; `true` if it was the last (free the task).
+    #[inline]
     pub(super) fn release(&self) -> bool {
         if self.is_sole_reference() {
             return true;
