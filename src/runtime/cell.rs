@@ -9,7 +9,7 @@
 //!   thread — the one whose run frame ([`crate::runtime::frame`]) names the
 //!   context; only one thread can hold such a frame at a time because
 //!   `run`/`poll`/`block_on` take the context's runner lock first. That
-//!   proof is checked by [`crate::runtime::scheduler::Shared::owns`]
+//!   proof is checked by [`crate::runtime::frame::is_running`]
 //!   before [`ModeLock::lock_unchecked`] is called (or
 //!   [`ModeLock::borrow_unlocked`], for a lock known to be in this mode).
 //! * Re-entrancy (a second guard on the same thread while one lives) would
