@@ -193,6 +193,7 @@ impl Shared {
         unsafe { l.lock_unchecked() }
     }
 
+    #[inline]
     pub(crate) fn lock<'a, T>(&self, l: &'a ModeLock<T>) -> Option<ModeGuard<'a, T>> {
         if l.is_locking() || frame::is_running(self) {
             // SAFETY: locking mode takes a mutex; otherwise this thread has a
