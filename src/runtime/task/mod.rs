@@ -122,8 +122,7 @@ where
     crate::runtime::frame::with_frame_of(shared, move |frame| match frame {
         Some(frame) => {
             if let (Some(r), _) = spawn_unscheduled(frame.shared_arc(), fut, Some(frame), true) {
-                frame.spawned.set(frame.spawned.get() + 1);
-                frame.shared().schedule_here(r);
+                queue_spawned_in(frame, r);
             }
         }
         None => {
@@ -164,10 +163,16 @@ where
     let (runnable, join) = spawn_unscheduled(frame.shared_arc(), fut, Some(frame), false);
     let handle = JoinHandle::new(join);
     if let Some(r) = runnable {
-        frame.spawned.set(frame.spawned.get() + 1);
-        frame.shared().schedule_here(r);
+        queue_spawned_in(frame, r);
     }
     handle
+}
+
+/// Tallies a task spawned in `frame` and queues it on the frame's context.
+#[inline(always)]
+fn queue_spawned_in(frame: &Frame, r: Runnable) {
+    frame.spawned.set(frame.spawned.get() + 1);
+    frame.shared().schedule_here(r);
 }
 
 /// Creates the task of `spawn` without queueing it: its `Runnable`, or
