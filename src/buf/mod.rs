@@ -24,10 +24,12 @@
 //! ```
 
 pub(crate) mod repeat;
+pub(crate) mod ring;
 mod slice;
 
 use std::io;
 
+pub use ring::{BufRing, RingBuf, MAX_BUFFERS};
 pub use slice::Slice;
 
 /// The result of an operation that borrowed a buffer, and the buffer.

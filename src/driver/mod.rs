@@ -69,6 +69,23 @@ pub(crate) struct Core {
     /// Wakers and garbage produced where they could not be run (inside
     /// `push`, under the lock); handed to the next flush or wait.
     deferred: Effects,
+    /// Buffer-group ids of the provided-buffer rings registered here.
+    buf_groups: BufGroups,
+}
+
+/// Hands out buffer-group ids (`bgid`) for provided-buffer rings
+/// ([`crate::buf::BufRing`]); an id is free again once its ring is
+/// unregistered, which happens only when nothing can still select from it.
+#[derive(Default)]
+struct BufGroups {
+    /// Never handed out yet: `next..=u16::MAX`.
+    next: u32,
+    freed: Vec<u16>,
+    /// Which ring the ids belong to: bumped when a single-threaded context
+    /// rebuilds its ring, which starts with no group registered (an
+    /// unregistration queued for the old ring is then skipped, and its id
+    /// is not put back twice).
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -95,6 +112,9 @@ pub(crate) struct Driver {
     sq_queued: AtomicUsize,
     cfg: RingConfig,
     pub(crate) counters: DriverCounters,
+    /// Provided-buffer rings registered and not yet dropped (any thread
+    /// drops them; the unregistration itself may be queued to the owner).
+    buf_rings_live: AtomicUsize,
 }
 
 // SAFETY: `ring` is only replaced under the rules in the module docs; every
@@ -118,6 +138,7 @@ impl Driver {
                     closed: false,
                     bound: None,
                     deferred: Effects::default(),
+                    buf_groups: BufGroups::default(),
                 },
             ),
             wakeup,
@@ -125,6 +146,7 @@ impl Driver {
             sq_queued: AtomicUsize::new(0),
             cfg,
             counters: DriverCounters::default(),
+            buf_rings_live: AtomicUsize::new(0),
         };
         // Armed now, submitted by the first flush or wait.
         // SAFETY: no other thread can see the driver yet.
@@ -211,6 +233,15 @@ impl Driver {
                 let mut fx = std::mem::take(&mut core.deferred);
                 self.reap(core, &mut fx);
                 core.deferred = fx;
+                if self.buf_rings_live.load(Ordering::Acquire) != 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "ringio: this single-threaded IoContext has a BufRing registered on a \
+                         ring bound (SINGLE_ISSUER) to another thread; drop the BufRing (and its \
+                         buffers and receives) first, or build the context without \
+                         single_threaded(true)",
+                    ));
+                }
                 if self.inflight() != 0 {
                     return Err(io::Error::new(
                         io::ErrorKind::WouldBlock,
@@ -221,6 +252,10 @@ impl Driver {
                 }
                 let fresh = ring::create(&self.cfg)?;
                 fresh.submitter().register_enable_rings()?;
+                core.buf_groups = BufGroups {
+                    generation: core.buf_groups.generation + 1,
+                    ..BufGroups::default()
+                };
                 // SAFETY: single-threaded owner with nothing in flight: no
                 // other user of the ring exists (module docs, rule (b)).
                 unsafe { *self.ring.get() = Some(fresh) };
@@ -551,6 +586,73 @@ impl Driver {
             let _ = self.enter_submit(ring);
             self.sync_sq_hint(ring);
         }
+    }
+
+    /// Registers a provided-buffer ring of `entries` descriptors at `addr`;
+    /// returns its buffer-group id and the ring generation it belongs to
+    /// (both needed by [`unregister_buf_ring`](Self::unregister_buf_ring)).
+    ///
+    /// The caller keeps the memory valid until it is unregistered or the
+    /// ring is closed or replaced ([`crate::buf::ring`] explains how), and
+    /// calls [`buf_ring_dropped`](Self::buf_ring_dropped) when its handle
+    /// goes.
+    pub(crate) fn register_buf_ring(
+        &self,
+        core: &mut Core,
+        addr: u64,
+        entries: u16,
+    ) -> io::Result<(u16, u64)> {
+        let Some(ring) = self.ring() else {
+            return Err(closed_error());
+        };
+        let groups = &mut core.buf_groups;
+        let bgid = match groups.freed.pop() {
+            Some(id) => id,
+            None if groups.next <= u32::from(u16::MAX) => {
+                groups.next += 1;
+                (groups.next - 1) as u16
+            }
+            None => {
+                return Err(io::Error::other(
+                    "ringio: 65536 BufRings are registered with this IoContext already",
+                ))
+            }
+        };
+        // SAFETY: `addr` points at `entries` descriptors that stay valid
+        // until unregistered (the caller's contract above).
+        let res = unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(addr, entries, bgid, 0)
+        };
+        match res {
+            Ok(()) => {
+                self.buf_rings_live.fetch_add(1, Ordering::AcqRel);
+                Ok((bgid, groups.generation))
+            }
+            Err(e) => {
+                groups.freed.push(bgid);
+                Err(e)
+            }
+        }
+    }
+
+    /// A registered ring's last handle is gone (from any thread); its
+    /// unregistration may still be queued.
+    pub(crate) fn buf_ring_dropped(&self) {
+        self.buf_rings_live.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Unregisters buffer group `bgid` of ring `generation` (nothing to do
+    /// if that ring was replaced or closed since).
+    pub(crate) fn unregister_buf_ring(&self, core: &mut Core, bgid: u16, generation: u64) {
+        if core.buf_groups.generation != generation {
+            return;
+        }
+        if let Some(ring) = self.ring() {
+            // Failure would mean the group is not registered: nothing to undo.
+            let _ = ring.submitter().unregister_buf_ring(bgid);
+        }
+        core.buf_groups.freed.push(bgid);
     }
 
     /// Shutdown, steps 4–6 (see `runtime::scheduler`): cancel every op still

@@ -27,6 +27,7 @@
 //! orders a read after the cancelled reads that preceded it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
@@ -114,6 +115,22 @@ impl Carry {
         for w in waiters {
             w.wake();
         }
+    }
+}
+
+/// Step 3 as a value: tells the carry a cancelled read has settled when it
+/// drops (kept in the cancelled op's data, so after its last CQE).
+pub(crate) struct Settle(Arc<Carry>);
+
+impl Settle {
+    pub(crate) fn new(carry: Arc<Carry>) -> Settle {
+        Settle(carry)
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.0.cancelled_read_settled();
     }
 }
 

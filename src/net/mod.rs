@@ -17,6 +17,7 @@ mod addr;
 pub(crate) mod carry;
 pub(crate) mod compat;
 mod datagram;
+mod recv_stream;
 pub(crate) mod resolve;
 pub(crate) mod socket;
 mod stream_io;
@@ -25,6 +26,7 @@ mod udp;
 mod unix;
 
 pub use addr::ToSocketAddrs;
+pub use recv_stream::RecvStream;
 pub use resolve::{lookup_addr, lookup_host};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;

@@ -39,6 +39,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use socket2::SockRef;
 
@@ -116,6 +117,43 @@ impl Socket {
             unsafe { buf.set_init(n) };
         }
         res
+    }
+
+    /// For a multishot receive about to arm: bytes that must come before
+    /// anything it receives — what the futures-io adapter holds, then bytes
+    /// carried from cancelled reads (waiting for those reads to settle) —
+    /// copied into a `Vec` of up to `cap` bytes. `Ready(None)`: nothing
+    /// comes first. `Ready(Some(Ok(empty)))` is the adapter's end of stream.
+    pub(crate) fn poll_bytes_first(
+        &self,
+        cx: &mut Context<'_>,
+        cap: usize,
+    ) -> Poll<Option<io::Result<Vec<u8>>>> {
+        if self.compat_used.load(Ordering::Relaxed) {
+            let mut v = Vec::with_capacity(cap);
+            match self.poll_compat_unread(cx, v.as_mut_ptr(), cap) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(n))) => {
+                    // SAFETY: `n <= cap` bytes were copied in.
+                    unsafe { v.set_len(n) };
+                    return Poll::Ready(Some(Ok(v)));
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {}
+            }
+        }
+        let Some(carry) = &self.carry else {
+            return Poll::Ready(None);
+        };
+        if carry.is_idle() {
+            return Poll::Ready(None);
+        }
+        let mut v = Vec::with_capacity(cap);
+        match carry.poll_take(cx, &mut v) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Take::Served(_)) => Poll::Ready(Some(Ok(v))),
+            Poll::Ready(Take::Empty) => Poll::Ready(None),
+        }
     }
 
     /// Owned-buffer sends: the futures-io adapter's write-behind goes

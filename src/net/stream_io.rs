@@ -32,6 +32,23 @@ macro_rules! stream_io {
                 self.socket.recv_exact(buf).await
             }
 
+            /// Receives into the buffers of `ring`, one multishot receive
+            /// for every chunk that arrives: the returned
+            /// [`RecvStream`]($crate::net::RecvStream) yields each chunk as
+            /// a [`RingBuf`]($crate::buf::RingBuf), which goes back to the
+            /// ring when dropped. No buffer is tied up by an idle
+            /// connection, and one SQE serves every chunk.
+            ///
+            /// Bytes an earlier cancelled read (or the futures-io adapter)
+            /// already took from the socket come first; dropping the stream
+            /// keeps whatever it still receives for the next read.
+            pub fn recv_multishot<'a>(
+                &'a self,
+                ring: &$crate::buf::BufRing,
+            ) -> $crate::net::RecvStream<'a> {
+                $crate::net::RecvStream::new(&self.socket, ring)
+            }
+
             /// Reads into several buffers in order, in one operation.
             pub async fn readv<B: $crate::buf::IoBufMut>(
                 &self,

@@ -11,6 +11,7 @@ pub(crate) mod open;
 pub(crate) mod path_ops;
 pub(crate) mod read;
 pub(crate) mod recv;
+pub(crate) mod recv_multi;
 pub(crate) mod send;
 pub(crate) mod statx;
 pub(crate) mod write;

@@ -14,7 +14,7 @@ use io_uring::{opcode, squeue, types};
 use crate::buf::IoBufMut;
 use crate::driver::op::OpCode;
 use crate::driver::slots::{CancelledOp, Completion};
-use crate::net::carry::Carry;
+use crate::net::carry::{Carry, Settle};
 
 /// `IORING_CQE_F_SOCK_NONEMPTY`: the socket still had data after this recv.
 const CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
@@ -27,15 +27,6 @@ pub(crate) struct Recv<B: IoBufMut> {
     /// Set when the future was dropped with the op in flight; dropped with
     /// the op's data after its last CQE.
     _settle: Option<Settle>,
-}
-
-/// Tells the carry a cancelled read has settled, when the op's data drops.
-struct Settle(Arc<Carry>);
-
-impl Drop for Settle {
-    fn drop(&mut self) {
-        self.0.cancelled_read_settled();
-    }
 }
 
 /// A finished recv: the result, the buffer, and whether the kernel saw
@@ -62,7 +53,7 @@ impl<B: IoBufMut> CancelledOp for Recv<B> {
     fn on_drop_in_flight(&mut self) {
         if let Some(carry) = &self.carry {
             carry.read_cancelled();
-            self._settle = Some(Settle(carry.clone()));
+            self._settle = Some(Settle::new(carry.clone()));
         }
     }
 
