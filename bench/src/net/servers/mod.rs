@@ -58,7 +58,8 @@ pub fn serve(runtime: &str, service: Service, addr: &str) -> Result<(), String> 
         "ringio" => ringio::serve(service, addr),
         "tokio" => tokio::serve(service, addr),
         "monoio" => monoio::serve(service, addr),
-        "compio" => compio::serve(service, addr),
+        "compio" => compio::serve(service, addr, compio::Recv::Read),
+        "compio-multishot" => compio::serve(service, addr, compio::Recv::Multishot),
         "glommio" => glommio::serve(service, addr),
         other => return Err(format!("no server for runtime {other:?}")),
     };

@@ -1,18 +1,28 @@
 //! The servers on ringio: one single-threaded `IoContext`
-//! (`SINGLE_ISSUER | DEFER_TASKRUN`), multishot accept, owned buffers.
+//! (`SINGLE_ISSUER | DEFER_TASKRUN`), multishot accept, and multishot
+//! receive into one provided-buffer ring shared by all connections
+//! (`recv_multishot`; each chunk's ring buffer is written back as is by the
+//! echo). With `RINGIO_BENCH_RECV=read` in the environment they read into
+//! an owned buffer per connection instead (`TcpStream::read`), to compare.
 
 use std::io;
 
-use ringio::buf::IoBuf;
+use ringio::buf::{BufRing, IoBuf};
 use ringio::net::{TcpListener, TcpStream};
 use ringio::IoContext;
 
 use super::{Requests, Service, READ_BUF};
 
+/// Buffers in the provided-buffer ring (of [`READ_BUF`] bytes each).
+const RING_BUFFERS: u16 = 512;
+
 /// Serves `service` on `addr` until the process is killed.
 pub fn serve(service: Service, addr: &str) -> io::Result<()> {
     let ctx = IoContext::builder().single_threaded(true).build()?;
+    let multishot = std::env::var("RINGIO_BENCH_RECV").as_deref() != Ok("read");
     ctx.block_on(async move {
+        // One buffer per connection in flight at 256 connections, doubled.
+        let ring = BufRing::new(RING_BUFFERS, READ_BUF)?;
         let listener = TcpListener::bind(addr)?;
         super::ready(listener.local_addr()?.port())?;
         loop {
@@ -20,7 +30,13 @@ pub fn serve(service: Service, addr: &str) -> io::Result<()> {
                 Ok((stream, _)) => {
                     super::nodelay(stream.set_nodelay(true));
                     match service {
+                        Service::Echo if multishot => {
+                            drop(ringio::spawn(echo_multishot(stream, ring.clone())))
+                        }
                         Service::Echo => drop(ringio::spawn(echo(stream))),
+                        Service::Http if multishot => {
+                            drop(ringio::spawn(http_multishot(stream, ring.clone())))
+                        }
                         Service::Http => drop(ringio::spawn(http(stream))),
                     }
                 }
@@ -46,6 +62,15 @@ async fn echo(stream: TcpStream) {
     }
 }
 
+async fn echo_multishot(stream: TcpStream, ring: BufRing) {
+    let mut incoming = stream.recv_multishot(&ring);
+    while let Some(Ok(buf)) = incoming.next().await {
+        if stream.write_all(buf).await.0.is_err() {
+            return;
+        }
+    }
+}
+
 async fn http(stream: TcpStream) {
     let mut requests = Requests::default();
     let mut buf = Vec::with_capacity(READ_BUF);
@@ -62,6 +87,26 @@ async fn http(stream: TcpStream) {
             Some(count) => count,
             None => return,
         };
+        Requests::respond(count, &mut out);
+        let (res, o) = stream.write_all(out).await;
+        if res.is_err() {
+            return;
+        }
+        out = o;
+    }
+}
+
+async fn http_multishot(stream: TcpStream, ring: BufRing) {
+    let mut requests = Requests::default();
+    let mut incoming = stream.recv_multishot(&ring);
+    let mut out = Vec::new();
+    while let Some(Ok(buf)) = incoming.next().await {
+        let count = match requests.feed(&buf) {
+            Some(0) => continue,
+            Some(count) => count,
+            None => return,
+        };
+        drop(buf);
         Requests::respond(count, &mut out);
         let (res, o) = stream.write_all(out).await;
         if res.is_err() {
