@@ -1,17 +1,19 @@
 //! A TCP echo server on ringio.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [ADDR] [--threads N]
+//! cargo run --release --example echo_server -- [ADDR] [--threads N] [--multishot]
 //! ```
 //!
 //! ADDR defaults to 127.0.0.1:7878. With `--threads N` (N > 1) one
 //! multi-threaded context is run by N threads; otherwise the context is
-//! single-threaded (`SINGLE_ISSUER | DEFER_TASKRUN`). Try it with the
-//! `echo_client` example, or `nc 127.0.0.1 7878`.
+//! single-threaded (`SINGLE_ISSUER | DEFER_TASKRUN`). With `--multishot`
+//! each connection receives with one multishot `RECV` into a shared
+//! provided-buffer ring (`recv_multishot`) instead of `read` into its own
+//! buffer. Try it with the `echo_client` example, or `nc 127.0.0.1 7878`.
 
 use std::io;
 
-use ringio::buf::IoBuf;
+use ringio::buf::{BufRing, IoBuf};
 use ringio::net::{TcpListener, TcpStream};
 use ringio::IoContext;
 
@@ -29,9 +31,19 @@ async fn echo(stream: TcpStream) -> io::Result<()> {
     }
 }
 
+async fn echo_multishot(stream: TcpStream, ring: BufRing) -> io::Result<()> {
+    let mut incoming = stream.recv_multishot(&ring);
+    while let Some(chunk) = incoming.next().await {
+        // The ring buffer itself is written back, then returns to the ring.
+        stream.write_all(chunk?).await.0?;
+    }
+    Ok(())
+}
+
 fn main() -> io::Result<()> {
     let mut addr = "127.0.0.1:7878".to_string();
     let mut threads = 1;
+    let mut multishot = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -41,16 +53,20 @@ fn main() -> io::Result<()> {
                     .and_then(|n| n.parse().ok())
                     .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "--threads N"))?
             }
+            "--multishot" => multishot = true,
             other => addr = other.to_string(),
         }
     }
     let ctx = IoContext::builder().single_threaded(threads <= 1).build()?;
     let listener = TcpListener::bind(addr.as_str())?;
+    // 512 buffers of 16 KiB, shared by every connection.
+    let ring = BufRing::new(512, 16 * 1024)?;
     println!(
-        "echo server on {} ({} thread{})",
+        "echo server on {} ({} thread{}, {})",
         listener.local_addr()?,
         threads,
-        if threads == 1 { "" } else { "s" }
+        if threads == 1 { "" } else { "s" },
+        if multishot { "recv_multishot" } else { "read" }
     );
     let extra: Vec<_> = (1..threads)
         .map(|_| {
@@ -67,8 +83,14 @@ fn main() -> io::Result<()> {
             match listener.accept().await {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
+                    let ring = ring.clone();
                     ringio::spawn(async move {
-                        if let Err(e) = echo(stream).await {
+                        let res = if multishot {
+                            echo_multishot(stream, ring).await
+                        } else {
+                            echo(stream).await
+                        };
+                        if let Err(e) = res {
                             eprintln!("connection: {e}");
                         }
                     });

@@ -506,3 +506,107 @@ unsafe impl crate::buf::IoBuf for RingBuf {
         self.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn tail(inner: &Inner) -> u16 {
+        // SAFETY: reading the published tail, as the kernel would.
+        unsafe { AtomicU16::from_ptr(std::ptr::addr_of_mut!((*inner.entries.as_ptr()).resv)) }
+            .load(Ordering::Acquire)
+    }
+
+    fn entry(inner: &Inner, idx: usize) -> (u64, u32, u16) {
+        // SAFETY: `idx < count`; fields read one by one.
+        unsafe {
+            let e = inner.entries.as_ptr().add(idx);
+            (
+                std::ptr::addr_of!((*e).addr).read(),
+                std::ptr::addr_of!((*e).len).read(),
+                std::ptr::addr_of!((*e).bid).read(),
+            )
+        }
+    }
+
+    #[test]
+    fn a_new_ring_offers_every_buffer_in_order() {
+        let ring = BufRing::new(4, 100).unwrap();
+        let inner = ring.inner();
+        assert_eq!(tail(inner), 4);
+        for bid in 0..4u16 {
+            let (addr, len, id) = entry(inner, usize::from(bid));
+            assert_eq!((len, id), (100, bid));
+            assert_eq!(addr, inner.buf_ptr(bid) as u64);
+        }
+        assert_eq!(
+            inner.entries.as_ptr() as usize % PAGE,
+            0,
+            "page-aligned descriptors"
+        );
+    }
+
+    #[test]
+    fn returned_buffers_go_to_the_tail_and_wrap() {
+        let ring = BufRing::new(2, 8).unwrap();
+        let inner = ring.inner().clone();
+        // The "kernel" takes both, in order; they come back 1 then 0, twice.
+        for round in 0..2u16 {
+            // SAFETY: ids below `count`; nothing else uses the ring.
+            let (b0, b1) = unsafe { (inner.lend(0, 3), inner.lend(1, 8)) };
+            assert_eq!(ring.lent(), 2);
+            assert_eq!((b0.len(), b1.len()), (3, 8));
+            assert_eq!(b1.buffer_id(), Some(1));
+            drop(b1);
+            drop(b0);
+            assert_eq!(ring.lent(), 0);
+            assert_eq!(tail(&inner), 2 + 2 * (round + 1));
+            // Slots (tail-2) and (tail-1), masked: ids 1 then 0.
+            assert_eq!(entry(&inner, 0).2, 1);
+            assert_eq!(entry(&inner, 1).2, 0);
+        }
+        // Descriptor 0's fields never clobbered the tail.
+        assert_eq!(entry(&inner, 0).1, 8);
+    }
+
+    #[test]
+    fn a_starved_receive_waits_only_while_every_buffer_is_lent() {
+        let ring = BufRing::new(2, 8).unwrap();
+        let inner = ring.inner().clone();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        assert!(ring.poll_returned(&waker), "nothing lent: re-arm at once");
+        // SAFETY: ids below `count`.
+        let (a, b) = unsafe { (inner.lend(0, 1), inner.lend(1, 1)) };
+        assert!(!ring.poll_returned(&waker), "all lent: wait");
+        assert!(!ring.poll_returned(&waker), "registered once");
+        drop(a);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "a return wakes the waiter"
+        );
+        assert!(ring.poll_returned(&waker));
+        drop(b);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn owned_bytes_are_a_ring_buf_too() {
+        let b = RingBuf::owned(b"carried".to_vec());
+        assert_eq!(&b[..], b"carried");
+        assert_eq!(b.buffer_id(), None);
+        use crate::buf::IoBuf;
+        assert_eq!((b.bytes_init(), b.bytes_total()), (7, 7));
+        assert!(format!("{b:?}").contains("len: 7"));
+    }
+}
