@@ -113,8 +113,13 @@ pub fn human(v: f64) -> String {
         format!("{:.1} k", v / 1e3)
     } else if a >= 100.0 {
         format!("{v:.0}")
-    } else {
+    } else if a >= 0.1 || a == 0.0 {
         format!("{v:.2}")
+    } else {
+        // Small figures (syscalls per message) keep three significant
+        // digits: 0.0254, not 0.03.
+        let digits = (2 - a.log10().floor() as i32).max(0) as usize;
+        format!("{v:.digits$}")
     }
 }
 
@@ -646,6 +651,10 @@ mod tests {
         assert_eq!(human(812_000.0), "812.0 k");
         assert_eq!(human(229.16), "229");
         assert_eq!(human(1.5), "1.50");
+        assert_eq!(human(0.0254), "0.0254");
+        assert_eq!(human(0.0165), "0.0165");
+        assert_eq!(human(0.03125), "0.0312");
+        assert_eq!(human(0.0), "0.00");
         assert_eq!(human(f64::NAN), "n/a");
     }
 
