@@ -10,8 +10,7 @@ use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{each_mode, fd_shared, spawn_runners, watchdog, Mode};
-use ringio::net::{TcpListener, TcpStream};
+use common::{each_mode, fd_shared, tcp_pair as pair, watchdog, Mode};
 use ringio::time::{sleep, timeout};
 use ringio::IoContext;
 
@@ -39,29 +38,9 @@ fn seq_byte(i: usize) -> u8 {
     (x >> 56) as u8 ^ (i / 251) as u8
 }
 
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (s, _) = listener.accept().await.unwrap();
-    (c, s)
-}
-
-/// In multi mode, 2 extra runner threads (stopped afterwards).
+/// Runs `fut` on `ctx` (2 extra runner threads in multi mode).
 fn drive<F: std::future::Future>(mode: Mode, ctx: &IoContext, fut: F) -> F::Output {
-    if mode == Mode::Single {
-        return ctx.block_on(fut);
-    }
-    let guard = ctx.work_guard();
-    let runners = spawn_runners(ctx, 2);
-    let out = ctx.block_on(fut);
-    drop(guard);
-    ctx.stop();
-    for r in runners {
-        r.join().expect("runner thread");
-    }
-    out
+    common::drive_with(mode, ctx, 2, fut)
 }
 
 #[test]

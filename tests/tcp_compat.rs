@@ -10,21 +10,12 @@ mod common;
 use std::net::Shutdown;
 use std::time::Duration;
 
-use common::{each_mode, fd_shared, poll_once};
+use common::{each_mode, fd_shared, poll_once, tcp_pair as pair};
 // Inherent owned-buffer methods of the same names win over the traits:
 // call the traits explicitly.
 use futures_util::io::{AsyncReadExt as R, AsyncWriteExt as W};
 use ringio::net::{TcpListener, TcpStream};
 use ringio::time::{sleep, timeout};
-
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (s, _) = listener.accept().await.unwrap();
-    (c, s)
-}
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
     (0..n)

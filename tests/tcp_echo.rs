@@ -48,21 +48,9 @@ fn fnv(mut h: u64, data: &[u8]) -> u64 {
 }
 const FNV0: u64 = 0xcbf2_9ce4_8422_2325;
 
-/// Runs `fut` on `ctx`: in multi mode with 3 extra runner threads (stopped
-/// afterwards), in single mode on this thread only.
+/// Runs `fut` on `ctx` (3 extra runner threads in multi mode).
 fn drive<F: std::future::Future>(mode: Mode, ctx: &IoContext, fut: F) -> F::Output {
-    if mode == Mode::Single {
-        return ctx.block_on(fut);
-    }
-    let guard = ctx.work_guard();
-    let runners = spawn_runners(ctx, 3);
-    let out = ctx.block_on(fut);
-    drop(guard);
-    ctx.stop();
-    for r in runners {
-        r.join().expect("runner thread");
-    }
-    out
+    common::drive_with(mode, ctx, 3, fut)
 }
 
 /// Echoes until EOF, then shuts down its write side; returns the checksum

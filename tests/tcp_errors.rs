@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-use common::{each_mode, fd_shared};
+use common::{each_mode, fd_shared, tcp_pair as pair};
 use ringio::net::{TcpListener, TcpStream};
 use ringio::time::sleep;
 
@@ -36,16 +36,6 @@ fn count_sigpipes() {
             assert_eq!(libc::sigaction(libc::SIGPIPE, &sa, std::ptr::null_mut()), 0);
         }
     });
-}
-
-/// A connected pair: (client, server side).
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (s, _) = listener.accept().await.unwrap();
-    (c, s)
 }
 
 fn reset_or_eof(res: &io::Result<usize>) -> bool {

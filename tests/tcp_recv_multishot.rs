@@ -11,9 +11,9 @@ mod common;
 use std::net::Shutdown;
 use std::time::Duration;
 
-use common::{each_mode, fd_shared, spawn_runners, watchdog, Mode};
+use common::{each_mode, fd_shared, tcp_pair as pair, watchdog, Mode};
 use ringio::buf::{BufRing, RingBuf};
-use ringio::net::{TcpListener, TcpStream, UnixStream};
+use ringio::net::{TcpStream, UnixStream};
 use ringio::time::{sleep, timeout};
 use ringio::IoContext;
 
@@ -27,29 +27,20 @@ fn seq(from: usize, len: usize) -> Vec<u8> {
     (from..from + len).map(seq_byte).collect()
 }
 
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (s, _) = listener.accept().await.unwrap();
-    (c, s)
+/// A fresh connected pair whose server side sent `msg`, and the chunk the
+/// client's first `recv_multishot` on `ring` got (checked to be `msg`).
+async fn first_chunk(ring: &BufRing, msg: &'static [u8]) -> (RingBuf, TcpStream, TcpStream) {
+    let (c, s) = pair().await;
+    let (res, _) = s.write_all(msg).await;
+    res.unwrap();
+    let chunk = c.recv_multishot(ring).next().await.unwrap().unwrap();
+    assert_eq!(&chunk[..], msg);
+    (chunk, c, s)
 }
 
-/// In multi mode, 2 extra runner threads (stopped afterwards).
+/// Runs `fut` on `ctx` (2 extra runner threads in multi mode).
 fn drive<F: std::future::Future>(mode: Mode, ctx: &IoContext, fut: F) -> F::Output {
-    if mode == Mode::Single {
-        return ctx.block_on(fut);
-    }
-    let guard = ctx.work_guard();
-    let runners = spawn_runners(ctx, 2);
-    let out = ctx.block_on(fut);
-    drop(guard);
-    ctx.stop();
-    for r in runners {
-        r.join().expect("runner thread");
-    }
-    out
+    common::drive_with(mode, ctx, 2, fut)
 }
 
 /// Writes `total` bytes of the sequence in `chunk`-byte writes, then
@@ -314,13 +305,7 @@ fn a_ring_serves_one_context() {
         let ring = BufRing::new(4, 64).unwrap();
         let first = IoContext::new().unwrap();
         let second = IoContext::new().unwrap();
-        first.block_on(async {
-            let (c, s) = pair().await;
-            let (res, _) = s.write_all(b"hi".to_vec()).await;
-            res.unwrap();
-            let buf = c.recv_multishot(&ring).next().await.unwrap().unwrap();
-            assert_eq!(&buf[..], b"hi");
-        });
+        first.block_on(first_chunk(&ring, b"hi"));
         second.block_on(async {
             let (c, _s) = pair().await;
             let e = c.recv_multishot(&ring).next().await.unwrap().unwrap_err();
@@ -359,10 +344,7 @@ fn teardown_in_any_order_frees_everything() {
             let (held, peer) = ctx.block_on({
                 let ring = ring.clone();
                 async move {
-                    let (c, s) = pair().await;
-                    let (res, _) = s.write_all(b"abc".to_vec()).await;
-                    res.unwrap();
-                    let held = c.recv_multishot(&ring).next().await.unwrap().unwrap();
+                    let (held, c, s) = first_chunk(&ring, b"abc").await;
                     ringio::spawn(async move {
                         let mut stream = c.recv_multishot(&ring);
                         while stream.next().await.is_some() {}
@@ -384,27 +366,12 @@ fn teardown_in_any_order_frees_everything() {
             //    it on its owner thread).
             let ctx = mode.build();
             let ring = BufRing::new(4, 64).unwrap();
-            ctx.block_on({
-                let ring = ring.clone();
-                async move {
-                    let (c, s) = pair().await;
-                    let (res, _) = s.write_all(b"x".to_vec()).await;
-                    res.unwrap();
-                    let b = c.recv_multishot(&ring).next().await.unwrap().unwrap();
-                    assert_eq!(&b[..], b"x");
-                }
-            });
+            ctx.block_on(first_chunk(&ring, b"x"));
             std::thread::spawn(move || drop(ring)).join().unwrap();
             // The context still works, and a fresh ring registers (reusing
             // the freed group id).
-            ctx.block_on(async {
-                let ring = BufRing::new(2, 8).unwrap();
-                let (c, s) = pair().await;
-                let (res, _) = s.write_all(b"again".to_vec()).await;
-                res.unwrap();
-                let b = c.recv_multishot(&ring).next().await.unwrap().unwrap();
-                assert_eq!(&b[..], b"again");
-            });
+            let fresh = BufRing::new(2, 8).unwrap();
+            ctx.block_on(first_chunk(&fresh, b"again"));
         }
     });
 }
@@ -415,15 +382,7 @@ fn a_registered_ring_pins_a_single_threaded_context_to_its_thread() {
     watchdog(Duration::from_secs(20), || {
         let ctx = Mode::Single.build();
         let ring = BufRing::new(2, 8).unwrap();
-        ctx.block_on({
-            let ring = ring.clone();
-            async move {
-                let (c, s) = pair().await;
-                let (res, _) = s.write_all(b"x".to_vec()).await;
-                res.unwrap();
-                c.recv_multishot(&ring).next().await.unwrap().unwrap();
-            }
-        });
+        ctx.block_on(first_chunk(&ring, b"x"));
         let moved = ctx.clone();
         let err = std::thread::spawn(move || moved.block_on(async {}))
             .join()

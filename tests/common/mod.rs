@@ -385,3 +385,31 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A connected TCP pair on loopback: (client, server side). Call inside a
+/// running context.
+pub async fn tcp_pair() -> (ringio::net::TcpStream, ringio::net::TcpStream) {
+    let listener = ringio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = ringio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (s, _) = listener.accept().await.unwrap();
+    (c, s)
+}
+
+/// Runs `fut` on `ctx`: in single mode on this thread only, in multi mode
+/// with `runners` extra runner threads (stopped afterwards).
+pub fn drive_with<F: Future>(mode: Mode, ctx: &IoContext, runners: usize, fut: F) -> F::Output {
+    if mode == Mode::Single {
+        return ctx.block_on(fut);
+    }
+    let guard = ctx.work_guard();
+    let threads = spawn_runners(ctx, runners);
+    let out = ctx.block_on(fut);
+    drop(guard);
+    ctx.stop();
+    for t in threads {
+        t.join().expect("runner thread");
+    }
+    out
+}
