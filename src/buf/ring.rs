@@ -313,20 +313,34 @@ impl Inner {
         tail.store(st.tail, Ordering::Release);
     }
 
-    /// The kernel filled buffer `bid` with `len` bytes: lend it out.
+    /// The kernel filled buffer `bid`: lend it out, its data being the
+    /// `len` bytes at `start`.
     ///
     /// # Safety
     ///
     /// `bid` comes from a completion of a receive on this ring (so the
-    /// kernel took it out of the ring and wrote `len <= size` bytes).
-    pub(crate) unsafe fn lend(self: &Arc<Self>, bid: u16, len: usize) -> RingBuf {
-        debug_assert!(bid < self.count && len <= self.size as usize);
+    /// kernel took it out of the ring and wrote `start + len <= size` bytes).
+    pub(crate) unsafe fn lend(self: &Arc<Self>, bid: u16, start: usize, len: usize) -> RingBuf {
+        debug_assert!(bid < self.count && start + len <= self.size as usize);
         self.lock().lent += 1;
+        let start = start.min(self.size as usize);
         RingBuf(Backing::Ring {
             ring: self.clone(),
             bid,
-            len: len.min(self.size as usize),
+            start: start as u32,
+            len: len.min(self.size as usize - start) as u32,
         })
+    }
+
+    /// The first `len` bytes of buffer `bid` (clamped to its size).
+    ///
+    /// # Safety
+    ///
+    /// The buffer is out of the ring (lent, or just taken by the kernel for
+    /// a completion being handled) and the kernel wrote those bytes.
+    pub(crate) unsafe fn filled(&self, bid: u16, len: usize) -> &[u8] {
+        // SAFETY: inside the buffer; the caller vouches for the contents.
+        unsafe { std::slice::from_raw_parts(self.buf_ptr(bid), len.min(self.size as usize)) }
     }
 
     fn give_back(&self, bid: u16) {
@@ -435,7 +449,10 @@ enum Backing {
     Ring {
         ring: Arc<Inner>,
         bid: u16,
-        len: usize,
+        /// The data's offset in the buffer (a datagram's payload follows
+        /// its header and source address).
+        start: u32,
+        len: u32,
     },
     Owned(Vec<u8>),
 }
@@ -459,11 +476,18 @@ impl Deref for RingBuf {
 
     fn deref(&self) -> &[u8] {
         match &self.0 {
-            // SAFETY: the kernel wrote `len` bytes into buffer `bid`, which is
-            // lent to this value alone until it drops.
-            Backing::Ring { ring, bid, len } => unsafe {
-                std::slice::from_raw_parts(ring.buf_ptr(*bid), *len)
-            },
+            Backing::Ring {
+                ring,
+                bid,
+                start,
+                len,
+            } => {
+                let data = ring.buf_ptr(*bid).wrapping_add(*start as usize);
+                // SAFETY: the kernel wrote `start + len <= size` bytes into
+                // buffer `bid`, which is lent to this value alone until it
+                // drops.
+                unsafe { std::slice::from_raw_parts(data, *len as usize) }
+            }
             Backing::Owned(v) => v,
         }
     }
@@ -562,7 +586,7 @@ mod tests {
         // The "kernel" takes both, in order; they come back 1 then 0, twice.
         for round in 0..2u16 {
             // SAFETY: ids below `count`; nothing else uses the ring.
-            let (b0, b1) = unsafe { (inner.lend(0, 3), inner.lend(1, 8)) };
+            let (b0, b1) = unsafe { (inner.lend(0, 0, 3), inner.lend(1, 0, 8)) };
             assert_eq!(ring.lent(), 2);
             assert_eq!((b0.len(), b1.len()), (3, 8));
             assert_eq!(b1.buffer_id(), Some(1));
@@ -586,7 +610,7 @@ mod tests {
         let waker = Waker::from(count.clone());
         assert!(ring.poll_returned(&waker), "nothing lent: re-arm at once");
         // SAFETY: ids below `count`.
-        let (a, b) = unsafe { (inner.lend(0, 1), inner.lend(1, 1)) };
+        let (a, b) = unsafe { (inner.lend(0, 0, 1), inner.lend(1, 7, 1)) };
         assert!(!ring.poll_returned(&waker), "all lent: wait");
         assert!(!ring.poll_returned(&waker), "registered once");
         drop(a);

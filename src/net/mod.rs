@@ -26,7 +26,7 @@ mod udp;
 mod unix;
 
 pub use addr::ToSocketAddrs;
-pub use recv_stream::RecvStream;
+pub use recv_stream::{RecvFromStream, RecvStream};
 pub use resolve::{lookup_addr, lookup_host};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;

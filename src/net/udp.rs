@@ -99,6 +99,19 @@ impl UdpSocket {
         (res.and_then(|(n, a)| Ok((n, inet(a)?))), buf)
     }
 
+    /// Receives datagrams into the buffers of `ring`, with one multishot
+    /// `RECVMSG` for all of them: the returned
+    /// [`RecvFromStream`](crate::net::RecvFromStream) yields each
+    /// datagram's payload as a [`RingBuf`](crate::buf::RingBuf) (back to
+    /// the ring when dropped) with its source address. Ring buffers must be
+    /// larger than the 144 bytes the kernel writes before each payload.
+    pub fn recv_from_multishot<'a>(
+        &'a self,
+        ring: &crate::buf::BufRing,
+    ) -> crate::net::RecvFromStream<'a> {
+        crate::net::RecvFromStream::new(&self.socket, ring)
+    }
+
     /// Cancels every operation in flight on this socket (each fails with
     /// `ECANCELED`).
     pub fn cancel(&self) {

@@ -12,6 +12,7 @@ pub(crate) mod path_ops;
 pub(crate) mod read;
 pub(crate) mod recv;
 pub(crate) mod recv_multi;
+pub(crate) mod recvmsg_multi;
 pub(crate) mod send;
 pub(crate) mod statx;
 pub(crate) mod write;

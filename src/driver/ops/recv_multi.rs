@@ -32,10 +32,10 @@ pub(crate) struct RecvMulti {
     _settle: Option<Settle>,
 }
 
-/// One completion of the multishot receive.
-pub(crate) enum Chunk {
-    /// Bytes received into a ring buffer.
-    Data(RingBuf),
+/// One completion of a multishot receive.
+pub(crate) enum Chunk<T> {
+    /// What was received into a ring buffer.
+    Data(T),
     /// The peer closed its write side.
     Eof,
     Failed(io::Error),
@@ -57,7 +57,7 @@ impl RecvMulti {
         let bid = cqueue::buffer_select(c.flags)?;
         let len = *c.result.as_ref().unwrap_or(&0) as usize;
         // SAFETY: the flag and id come from a CQE of a receive on this ring.
-        Some(unsafe { self.ring.lend(bid, len) })
+        Some(unsafe { self.ring.lend(bid, 0, len) })
     }
 }
 
@@ -81,7 +81,7 @@ impl CancelledOp for RecvMulti {
 }
 
 impl MultiOpCode for RecvMulti {
-    type Item = Chunk;
+    type Item = Chunk<RingBuf>;
 
     fn sqe(&mut self) -> squeue::Entry {
         opcode::RecvMulti::new(types::Fd(self.fd), self.bgid).build()
@@ -91,7 +91,7 @@ impl MultiOpCode for RecvMulti {
         Some(self.fd)
     }
 
-    fn item(&mut self, c: Completion) -> Chunk {
+    fn item(&mut self, c: Completion) -> Chunk<RingBuf> {
         let buf = self.take_buffer(&c);
         match (c.result, buf) {
             (Ok(0), _) => Chunk::Eof,
