@@ -49,6 +49,8 @@ use crate::driver::op::Op;
 use crate::driver::ops::msg::{RecvMsg, SendMsg};
 use crate::driver::ops::recv::Recv;
 use crate::driver::ops::send::Send;
+use crate::driver::ops::send_zc::{SendZc, ZcEvent};
+use crate::driver::stream::StreamOp;
 use crate::net::carry::{Carry, Take};
 use crate::net::compat::Compat;
 use crate::runtime::frame;
@@ -283,6 +285,40 @@ impl Socket {
             self.speculate_send.store(true, Ordering::Relaxed);
         }
         (res, buf)
+    }
+
+    /// Sends `buf[..bytes_init]` with `SEND_ZC` (see
+    /// [`crate::driver::ops::send_zc`]); returns how many bytes went, and
+    /// the buffer once the kernel has let go of it.
+    pub(crate) async fn send_zc<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        if let Err(e) = self.settle_compat_writes().await {
+            return (Err(e), buf);
+        }
+        let ticket = self.fd.begin_op();
+        let mut op = StreamOp::new(SendZc::new(self.raw(), buf));
+        let mut result = None;
+        while let Some(event) = poll_fn(|cx| op.poll_next(cx)).await {
+            if let ZcEvent::Sent(res) = event {
+                result = Some(res);
+            }
+        }
+        let Some(data) = op.into_data() else {
+            // Abandoned at shutdown: the kernel may still read the buffer,
+            // which is leaked; this send never completes (as `Op`).
+            return std::future::pending().await;
+        };
+        ticket.finish();
+        let result = result.unwrap_or_else(|| {
+            Err(io::Error::other(
+                "ringio: a zero-copy send ended without a result",
+            ))
+        });
+        (result, data.into_buf())
+    }
+
+    /// [`send_all`](Self::send_all) with zero-copy sends.
+    pub(crate) async fn send_all_zc<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        crate::buf::repeat::write_all(buf, |rest, _| self.send_zc(rest)).await
     }
 
     /// Sends all of `buf[..bytes_init]`, in as many sends as it takes.

@@ -75,6 +75,32 @@ macro_rules! stream_io {
                 self.socket.send_all(buf).await
             }
 
+            /// [`write`](Self::write) without copying: the kernel sends
+            /// from `buf`'s own pages (`IORING_OP_SEND_ZC`) and gives the
+            /// buffer back only once it no longer references them (for
+            /// TCP, once the bytes are acknowledged), so the call takes
+            /// longer than a plain write. Worth it for large buffers (tens
+            /// of KiB) sent to a network device; over loopback the kernel
+            /// copies anyway. Needs Linux 6.0; TCP only (a Unix stream
+            /// gets `ErrorKind::Unsupported`, `EOPNOTSUPP`, and its buffer
+            /// back). Dropping the future cancels the send, and the buffer
+            /// stays alive until the kernel lets go of it.
+            pub async fn write_zc<B: $crate::buf::IoBuf>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<usize, B> {
+                self.socket.send_zc(buf).await
+            }
+
+            /// [`write_all`](Self::write_all) with zero-copy writes (see
+            /// [`write_zc`](Self::write_zc)).
+            pub async fn write_all_zc<B: $crate::buf::IoBuf>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<(), B> {
+                self.socket.send_all_zc(buf).await
+            }
+
             /// Writes several buffers in order, in one operation; returns
             /// how many bytes went in all.
             pub async fn writev<B: $crate::buf::IoBuf>(

@@ -14,5 +14,6 @@ pub(crate) mod recv;
 pub(crate) mod recv_multi;
 pub(crate) mod recvmsg_multi;
 pub(crate) mod send;
+pub(crate) mod send_zc;
 pub(crate) mod statx;
 pub(crate) mod write;
