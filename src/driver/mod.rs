@@ -28,9 +28,6 @@ pub(crate) mod op;
 pub(crate) mod ops;
 pub(crate) mod ring;
 pub(crate) mod slots;
-// Multishot ops: first used by the networking layer's accept; exercised by
-// its own unit test until then.
-#[allow(dead_code)]
 pub(crate) mod stream;
 pub(crate) mod wakeup;
 
