@@ -49,6 +49,7 @@ pub mod net;
 pub(crate) mod runtime;
 pub mod signal;
 pub mod time;
+pub(crate) mod trace;
 
 pub use context::{spawn, spawn_blocking, Builder, IoContext, Metrics, WorkGuard};
 pub use runtime::task::{JoinError, JoinHandle};

@@ -319,6 +319,7 @@ impl Driver {
             return Err(closed_error());
         }
         let key = core.slots.insert(waker, multishot);
+        crate::trace::trace_event!(key, opcode = sqe.get_opcode(), multishot, "submit");
         let sqe = sqe.user_data(key as u64);
         if let Err(e) = self.push(core, &sqe) {
             core.slots.remove_unsubmitted(key);
@@ -360,6 +361,7 @@ impl Driver {
     /// cancel cannot be queued the op still completes on its own, and its
     /// slot is freed then.
     fn cancel_key(&self, core: &mut Core, key: usize) {
+        crate::trace::trace_event!(key, "cancel");
         let sqe = opcode::AsyncCancel::new(key as u64)
             .build()
             .user_data(CANCEL_TOKEN);
@@ -488,6 +490,7 @@ impl Driver {
             Some(core)
         };
         self.counters.enter_calls.fetch_add(1, Ordering::Relaxed);
+        crate::trace::trace_event!(timeout_us = timeout.map(|t| t.as_micros() as u64), "wait");
         let submitter = ring.submitter();
         let res = match timeout {
             Some(t) => {
@@ -537,6 +540,12 @@ impl Driver {
                     CANCEL_TOKEN => done += 1,
                     NOP_WAKE_TOKEN => {}
                     key => {
+                        crate::trace::trace_event!(
+                            key,
+                            res = cqe.result(),
+                            more = io_uring::cqueue::more(cqe.flags()),
+                            "complete"
+                        );
                         let d = core
                             .slots
                             .dispatch(key as usize, cqe.result(), cqe.flags(), fx);

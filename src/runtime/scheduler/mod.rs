@@ -493,6 +493,9 @@ impl Shared {
             None => 0,
         };
         Counters::bump(&self.metrics.timers_fired, n as u64);
+        if n > 0 {
+            crate::trace::trace_event!(fired = n, "timers");
+        }
         n
     }
 

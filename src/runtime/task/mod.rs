@@ -219,6 +219,7 @@ where
         drop(runnable);
         return (None, join);
     }
+    crate::trace::trace_event!(task = runnable.addr(), "spawn");
     (Some(runnable), join)
 }
 

@@ -193,7 +193,13 @@ impl<F: Future> Cell<F> {
         // SAFETY: the future stays in the heap cell until it is dropped in
         // place below (or by `set_stage`); it is never moved.
         let fut = unsafe { Pin::new_unchecked(&mut *fut_ptr) };
-        match fut.poll(&mut cx) {
+        #[cfg(feature = "tracing")]
+        let span =
+            tracing::trace_span!(target: "ringio", "poll", task = ptr.as_ptr() as usize).entered();
+        let polled = fut.poll(&mut cx);
+        #[cfg(feature = "tracing")]
+        drop(span);
+        match polled {
             Poll::Ready(out) => {
                 // Drop the future in place (no move of the stage, and no
                 // look at its variant: it is `Running`), then write the
@@ -378,6 +384,12 @@ pub(crate) struct Runnable {
 unsafe impl Send for Runnable {}
 
 impl Runnable {
+    /// The task cell's address (its id in trace events).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
     /// The task's metadata.
     pub(crate) fn metadata(&self) -> &TaskMeta {
         // SAFETY: our reference keeps the cell alive.
