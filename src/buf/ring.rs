@@ -232,11 +232,22 @@ impl BufRing {
         let mut core = shared
             .lock_driver()
             .expect("bind runs on a thread running the context");
-        let (bgid, generation) = shared.driver.register_buf_ring(
-            &mut core,
-            self.inner.entries.as_ptr() as u64,
-            self.inner.count,
-        )?;
+        let (bgid, generation) = shared
+            .driver
+            .register_buf_ring(
+                &mut core,
+                self.inner.entries.as_ptr() as u64,
+                self.inner.count,
+            )
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "ringio: registering a BufRing with the ring failed (provided-buffer \
+                         rings need Linux 5.19, multishot receives 6.0): {e}"
+                    ),
+                )
+            })?;
         *bound = Some(Bound {
             ctx: Arc::downgrade(shared),
             bgid,
