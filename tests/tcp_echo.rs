@@ -322,6 +322,46 @@ fn writes_on_idle_socket_complete_inline() {
     });
 }
 
+/// A write while SQEs are already queued for the kernel does not
+/// speculate: the pass's `io_uring_enter` carries it along with them (a
+/// speculative `send` would be a syscall of its own), and it still
+/// completes.
+#[test]
+fn writes_ride_along_with_queued_sqes() {
+    let _fd = fd_shared();
+    each_mode(|mode, ctx| {
+        let (before, after) = ctx.block_on(async {
+            let (c, s) = common::tcp_pair().await;
+            let before = IoContext::current().metrics();
+            for i in 0..8u8 {
+                // Queue a no-op SQE (polled once, not yet submitted), then
+                // write in the same poll.
+                let mut nop = std::pin::pin!(ringio::io::nop());
+                assert!(common::poll_once(&mut nop.as_mut()).await.is_pending());
+                let (res, _) = c.write(vec![i; 100]).await;
+                assert_eq!(res.unwrap(), 100);
+                nop.await.unwrap();
+            }
+            let after = IoContext::current().metrics();
+            let (res, buf) = s.read_exact(Vec::with_capacity(800)).await;
+            res.unwrap();
+            assert!(buf
+                .chunks(100)
+                .enumerate()
+                .all(|(i, ch)| ch.iter().all(|&b| b == i as u8)));
+            (before, after)
+        });
+        assert_eq!(
+            after.inline_completions, before.inline_completions,
+            "[{mode}] a write speculated although SQEs were queued"
+        );
+        assert!(
+            after.sqes_submitted - before.sqes_submitted >= 16,
+            "[{mode}] 8 nops and 8 writes should have gone through the ring"
+        );
+    });
+}
+
 /// The echo of many connections also works when the whole context runs on
 /// runner threads only (no `block_on`), accepting from one task.
 #[test]

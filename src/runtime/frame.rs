@@ -344,10 +344,12 @@ pub(crate) fn take_inline_budget() -> bool {
     })
 }
 
-/// Whether other handlers are ready in the current pass (see
-/// [`Frame::others_ready`]).
-pub(crate) fn others_ready() -> bool {
-    with_innermost(|f| f.is_some_and(|f| f.others_ready.get()))
+/// Whether the current pass will end in an `io_uring_enter` anyway: other
+/// handlers are ready in it, or SQEs are already queued for the kernel. An
+/// SQE pushed now then rides along for free, where a speculative syscall
+/// would be one more (see `Socket::speculate_send`).
+pub(crate) fn pass_will_enter() -> bool {
+    with_innermost(|f| f.is_some_and(|f| f.others_ready.get() || f.shared().driver.sq_queued()))
 }
 
 /// Counts an operation that completed inline, without the ring.
