@@ -145,6 +145,53 @@ fn a_consumer_holding_every_buffer_makes_the_stream_wait() {
 }
 
 #[test]
+fn a_receive_starved_by_anothers_untaken_chunks_waits_without_spinning() {
+    each_mode(|mode, ctx| {
+        drive(mode, &ctx, async {
+            let ring = BufRing::new(2, 16).unwrap();
+            let (a, a_peer) = pair().await;
+            let (b, b_peer) = pair().await;
+            // A arms, then both buffers fill with A's data, which nobody
+            // takes: the buffers sit in A's completions, lent to no one.
+            let mut sa = a.recv_multishot(&ring);
+            assert!(common::poll_once(&mut std::pin::pin!(sa.next()))
+                .await
+                .is_pending());
+            a_peer.write_all(seq(0, 32)).await.0.unwrap();
+            sleep(Duration::from_millis(10)).await;
+            let ring_b = ring.clone();
+            let got_b = ringio::spawn(async move {
+                let mut sb = b.recv_multishot(&ring_b);
+                let first = sb.next().await.unwrap().unwrap();
+                first.to_vec()
+            });
+            b_peer.write_all(&b"bee"[..]).await.0.unwrap();
+            // B's receive ends with ENOBUFS and must wait, not re-arm in a
+            // loop (one SQE and one CQE per pass).
+            sleep(Duration::from_millis(10)).await;
+            let before = ringio::IoContext::current().metrics().sqes_submitted;
+            sleep(Duration::from_millis(50)).await;
+            let spent = ringio::IoContext::current().metrics().sqes_submitted - before;
+            assert!(
+                spent < 10,
+                "[{mode}] {spent} SQEs in 50 ms: the starved receive spun"
+            );
+            // A's stream goes: its chunks move to A's carry, the buffers
+            // back to the ring, and B's receive re-arms and gets its bytes.
+            drop(sa);
+            let got = timeout(Duration::from_secs(5), got_b)
+                .await
+                .expect("B resumes once buffers are back")
+                .unwrap();
+            assert_eq!(got, b"bee", "[{mode}]");
+            let (res, carried) = a.read(Vec::with_capacity(64)).await;
+            let n = res.unwrap();
+            assert_eq!(&carried[..n], &seq(0, 32)[..n], "[{mode}] A's bytes kept");
+        });
+    });
+}
+
+#[test]
 fn dropped_streams_lose_no_bytes() {
     each_mode(|mode, ctx| {
         const TOTAL: usize = 200_000;

@@ -117,7 +117,11 @@ struct State {
     /// Buffers lent out as `RingBuf`s (or being copied out of a cancelled
     /// receive's completion).
     lent: u16,
-    /// Receives waiting for a buffer to come back (see [`BufRing::poll_returned`]).
+    /// Buffers given back so far (wrapping): a receive notes it when it
+    /// arms, and after `ENOBUFS` re-arms only once it has moved (see
+    /// [`BufRing::poll_returned`]).
+    returns: u64,
+    /// Receives waiting for a buffer to come back.
     waiters: Vec<Waker>,
 }
 
@@ -180,6 +184,7 @@ impl BufRing {
             state: Mutex::new(State {
                 tail: 0,
                 lent: 0,
+                returns: 0,
                 waiters: Vec::new(),
             }),
         };
@@ -256,14 +261,25 @@ impl BufRing {
         Ok(bgid)
     }
 
-    /// Whether a receive that the kernel ended with `ENOBUFS` should wait
-    /// for a buffer to come back before it re-arms: only when every buffer
-    /// is lent out (then `waker` is woken by the next return). Otherwise a
-    /// buffer is in the ring, or in a completion not yet taken that will
-    /// soon be lent or returned, so re-arming at once cannot spin for long.
-    pub(crate) fn poll_returned(&self, waker: &Waker) -> bool {
+    /// The count of buffers given back so far, for [`poll_returned`](Self::poll_returned).
+    pub(crate) fn returns(&self) -> u64 {
+        self.inner.lock().returns
+    }
+
+    /// Whether a buffer came back since `returns` was read (then a receive
+    /// the kernel ended with `ENOBUFS` may re-arm); else `waker` is woken
+    /// by the next one.
+    ///
+    /// Why this test: `ENOBUFS` means the ring was empty when the kernel
+    /// looked, after the receive armed (when `returns` was read). Only a
+    /// buffer given back since then can have refilled it; buffers sitting
+    /// in completions not yet taken (another receive's, whose owner may not
+    /// poll for a while) cannot. So re-arming without a return would spin,
+    /// and waiting for one never hangs: any return after the kernel looked
+    /// moves the count or wakes the waiter.
+    pub(crate) fn poll_returned(&self, returns: u64, waker: &Waker) -> bool {
         let mut st = self.inner.lock();
-        if st.lent < self.inner.count {
+        if st.returns != returns {
             return true;
         }
         if !st.waiters.iter().any(|w| w.will_wake(waker)) {
@@ -358,6 +374,7 @@ impl Inner {
         let waiters = {
             let mut st = self.lock();
             st.lent -= 1;
+            st.returns = st.returns.wrapping_add(1);
             self.push(&mut st, bid);
             std::mem::take(&mut st.waiters)
         };
@@ -614,25 +631,26 @@ mod tests {
     }
 
     #[test]
-    fn a_starved_receive_waits_only_while_every_buffer_is_lent() {
+    fn a_starved_receive_waits_for_a_return_since_it_armed() {
         let ring = BufRing::new(2, 8).unwrap();
         let inner = ring.inner().clone();
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
-        assert!(ring.poll_returned(&waker), "nothing lent: re-arm at once");
         // SAFETY: ids below `count`.
         let (a, b) = unsafe { (inner.lend(0, 0, 1), inner.lend(1, 7, 1)) };
-        assert!(!ring.poll_returned(&waker), "all lent: wait");
-        assert!(!ring.poll_returned(&waker), "registered once");
         drop(a);
+        // A receive arms now: the return above is older.
+        let armed = ring.returns();
+        assert!(!ring.poll_returned(armed, &waker), "no return since: wait");
+        assert!(!ring.poll_returned(armed, &waker), "registered once");
+        drop(b);
         assert_eq!(
             count.0.load(Ordering::SeqCst),
             1,
             "a return wakes the waiter"
         );
-        assert!(ring.poll_returned(&waker));
-        drop(b);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(ring.poll_returned(armed, &waker), "a return since: re-arm");
+        assert!(!ring.poll_returned(ring.returns(), &waker));
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //!   ┌────────▶ Armed (one multishot RECV, IOSQE_BUFFER_SELECT)
 //!   │              │ CQE with data ──▶ yield the ring buffer (F_MORE: stay armed)
 //!   │              │ CQE res = 0   ──▶ Ended: yields None from then on (streams)
-//!   │              │ ENOBUFS       ──▶ Starved ──(a buffer is back, or some
-//!   │              │                     │        never left)──┐
+//!   │              │ ENOBUFS       ──▶ Starved ──(a buffer came back since
+//!   │              │                     │        it armed)────┐
 //!   │              │ other error   ──▶ yield Err               │
 //!   └──────────────┴─ terminal CQE (no F_MORE) without EOF: re-arm on the next poll
 //! ```
@@ -26,8 +26,10 @@
 //!   them; datagrams are dropped), and their buffers go back to the ring.
 //! * **Back-pressure** is the ring: the kernel fills buffers until none is
 //!   left, then ends the receive with `ENOBUFS`. The stream does not report
-//!   that: it re-arms once a buffer is back (at once if some buffer was
-//!   never lent out), so a slow consumer only slows the sender down.
+//!   that: it re-arms once a buffer has come back since it armed (at once
+//!   if one already has), so a slow consumer only slows the sender down,
+//!   and a receive starved by buffers that sit in another receive's
+//!   completions waits instead of spinning.
 //! * **Tickets.** An armed receive holds a ticket of the socket's
 //!   [`RingFd`](crate::driver::fd::RingFd), finished when its terminal CQE
 //!   is taken; a stream dropped while armed leaves it, so closing the
@@ -124,6 +126,8 @@ struct Multishot<'a, K: MultiRecv> {
     op: Option<StreamOp<K>>,
     /// The kernel ran out of buffers: re-arm once one is back.
     starved: bool,
+    /// The ring's return count when the receive last armed.
+    armed_at: u64,
     /// End of stream seen.
     ended: bool,
 }
@@ -135,6 +139,7 @@ impl<'a, K: MultiRecv> Multishot<'a, K> {
             ring: ring.clone(),
             op: None,
             starved: false,
+            armed_at: 0,
             ended: false,
         }
     }
@@ -173,7 +178,7 @@ impl<'a, K: MultiRecv> Multishot<'a, K> {
                 continue;
             }
             if self.starved {
-                if !self.ring.poll_returned(cx.waker()) {
+                if !self.ring.poll_returned(self.armed_at, cx.waker()) {
                     return Poll::Pending;
                 }
                 self.starved = false;
@@ -202,6 +207,7 @@ impl<'a, K: MultiRecv> Multishot<'a, K> {
         })?;
         let bgid = self.ring.bind(&shared)?;
         let op = K::for_socket(self.socket, bgid, &self.ring)?;
+        self.armed_at = self.ring.returns();
         self.socket.ring_fd().begin_owned_op();
         self.op = Some(StreamOp::new(op));
         Ok(())
