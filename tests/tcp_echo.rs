@@ -285,6 +285,16 @@ fn ping_pong_64_conns_batches_enters() {
     });
 }
 
+/// Reads the 800 bytes of eight 100-byte writes of `0u8..8` and checks them.
+async fn read_eight_writes(s: &TcpStream) {
+    let (res, buf) = s.read_exact(Vec::with_capacity(800)).await;
+    res.unwrap();
+    assert!(buf
+        .chunks(100)
+        .enumerate()
+        .all(|(i, ch)| ch.iter().all(|&b| b == i as u8)));
+}
+
 /// Writes on an idle connected socket complete inline (a speculative
 /// `send`), counted in `inline_completions`.
 #[test]
@@ -302,12 +312,7 @@ fn writes_on_idle_socket_complete_inline() {
                 assert_eq!(res.unwrap(), 100);
             }
             let after = IoContext::current().metrics();
-            let (res, buf) = s.read_exact(Vec::with_capacity(800)).await;
-            res.unwrap();
-            assert!(buf
-                .chunks(100)
-                .enumerate()
-                .all(|(i, ch)| ch.iter().all(|&b| b == i as u8)));
+            read_eight_writes(&s).await;
             (before, after)
         });
         let inline = after.inline_completions - before.inline_completions;
@@ -343,12 +348,7 @@ fn writes_ride_along_with_queued_sqes() {
                 nop.await.unwrap();
             }
             let after = IoContext::current().metrics();
-            let (res, buf) = s.read_exact(Vec::with_capacity(800)).await;
-            res.unwrap();
-            assert!(buf
-                .chunks(100)
-                .enumerate()
-                .all(|(i, ch)| ch.iter().all(|&b| b == i as u8)));
+            read_eight_writes(&s).await;
             (before, after)
         });
         assert_eq!(
