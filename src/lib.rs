@@ -48,6 +48,8 @@ pub(crate) mod loom;
 pub mod net;
 pub(crate) mod runtime;
 pub mod signal;
+#[cfg(test)]
+pub(crate) mod test_util;
 pub mod time;
 pub(crate) mod trace;
 

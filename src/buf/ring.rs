@@ -562,15 +562,6 @@ unsafe impl crate::buf::IoBuf for RingBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
 
     fn tail(inner: &Inner) -> u16 {
         // SAFETY: reading the published tail, as the kernel would.
@@ -634,8 +625,7 @@ mod tests {
     fn a_starved_receive_waits_for_a_return_since_it_armed() {
         let ring = BufRing::new(2, 8).unwrap();
         let inner = ring.inner().clone();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = crate::test_util::count_waker();
         // SAFETY: ids below `count`.
         let (a, b) = unsafe { (inner.lend(0, 0, 1), inner.lend(1, 7, 1)) };
         drop(a);
@@ -644,11 +634,7 @@ mod tests {
         assert!(!ring.poll_returned(armed, &waker), "no return since: wait");
         assert!(!ring.poll_returned(armed, &waker), "registered once");
         drop(b);
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            1,
-            "a return wakes the waiter"
-        );
+        assert_eq!(count.count(), 1, "a return wakes the waiter");
         assert!(ring.poll_returned(armed, &waker), "a return since: re-arm");
         assert!(!ring.poll_returned(ring.returns(), &waker));
     }

@@ -490,16 +490,9 @@ fn in_kernel(l: &Lifecycle) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::count_waker as waker;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::Wake;
-
-    struct CountWake(AtomicUsize);
-    impl Wake for CountWake {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
 
     #[derive(Clone, Default)]
     struct Probe {
@@ -518,11 +511,6 @@ mod tests {
         }
     }
 
-    fn waker() -> (Arc<CountWake>, Waker) {
-        let c = Arc::new(CountWake(AtomicUsize::new(0)));
-        (c.clone(), Waker::from(c))
-    }
-
     // IORING_CQE_F_MORE (io_uring.h).
     const MORE: u32 = 1 << 1;
 
@@ -535,7 +523,7 @@ mod tests {
         let mut fx = Effects::default();
         assert!(s.dispatch(k, 5, 0, &mut fx).last);
         fx.run();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
         match s.poll(k, &w) {
             Poll::Ready(Some(c)) => assert_eq!(c.result.unwrap(), 5),
             other => panic!("{other:?}"),
@@ -597,7 +585,7 @@ mod tests {
         assert!(!s.dispatch(k, 1, MORE, &mut fx).last);
         assert!(!s.dispatch(k, 2, MORE, &mut fx).last);
         fx.run();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake for a batch");
+        assert_eq!(count.count(), 1, "one wake for a batch");
         let next = |s: &mut Slots| match s.poll_stream(k, &w) {
             Poll::Ready(StreamEvent::Item(c)) => Some(c.result.unwrap()),
             Poll::Ready(_) => None,
@@ -677,7 +665,7 @@ mod tests {
         let d = s.dispatch(k, -libc::EIO, 0, &mut fx);
         assert!(d.last && d.resubmit.is_none());
         fx.run();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
         match s.poll(k, &w) {
             Poll::Ready(Some(c)) => {
                 assert_eq!(c.result.unwrap_err().raw_os_error(), Some(libc::EIO))

@@ -137,21 +137,10 @@ impl Drop for Settle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
 
     #[test]
     fn waits_for_cancelled_reads_then_serves_in_order() {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = crate::test_util::count_waker();
         let mut cx = Context::from_waker(&waker);
         let c = Carry::default();
         let mut buf = Vec::with_capacity(4);
@@ -161,7 +150,7 @@ mod tests {
         assert!(c.poll_take(&mut cx, &mut buf).is_pending());
         c.keep(b"abcdef");
         c.cancelled_read_settled();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
         assert_eq!(c.poll_take(&mut cx, &mut buf), Poll::Ready(Take::Served(4)));
         assert_eq!(buf, b"abcd");
         let mut buf = vec![0u8; 8];
