@@ -9,6 +9,10 @@
 //! * `dispatch` — 1000 tasks each yielding 1000 times through its waker (polls/s)
 //! * `timer-arm-cancel` — arm a `Sleep` an hour out (first poll), drop it (ops/s)
 //! * `timer-fire` — 100k sleeps over 0–100 ms from 1000 tasks (timers/s, wall time)
+//! * `unix-pingpong-read` / `unix-pingpong-multishot` — 64-byte round trips
+//!   between two tasks over a Unix stream pair, each side receiving with
+//!   `read` or with `recv_multishot` into a `BufRing` (round trips/s): the
+//!   runtime's and io_uring's cost per message without TCP's
 //!
 //! Each runs on a single-threaded context, and (`[mt]`) on a default
 //! multi-threaded context driven by the calling thread alone.
@@ -20,6 +24,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use ringio::buf::BufRing;
+use ringio::net::UnixStream;
 use ringio::time::{self, Sleep};
 use ringio::IoContext;
 
@@ -178,6 +184,74 @@ fn timer_fire(single: bool) -> Sample {
     Sample { ops: fired, time }
 }
 
+/// Receives exactly `n` bytes: with `read`, or from a multishot stream.
+async fn recv_n(
+    s: &UnixStream,
+    rx: Option<&mut ringio::net::RecvStream<'_>>,
+    n: usize,
+    buf: Vec<u8>,
+) -> Vec<u8> {
+    match rx {
+        None => {
+            let (res, buf) = s.read_exact(buf).await;
+            res.expect("read_exact");
+            buf
+        }
+        Some(rx) => {
+            let mut got = buf;
+            got.clear();
+            while got.len() < n {
+                let chunk = rx.next().await.expect("open").expect("chunk");
+                got.extend_from_slice(&chunk);
+            }
+            got
+        }
+    }
+}
+
+fn unix_pingpong(single: bool, multishot: bool) -> Sample {
+    const ROUNDS: u64 = 50_000;
+    const SIZE: usize = 64;
+    let ctx = context(single);
+    let start = Instant::now();
+    ctx.block_on(async move {
+        let (a, b) = UnixStream::pair().expect("pair");
+        let ring = BufRing::new(64, 4096).expect("ring");
+        let ring_b = ring.clone();
+        let echo = ringio::spawn(async move {
+            let mut rx = multishot.then(|| b.recv_multishot(&ring_b));
+            let mut buf = vec![0u8; SIZE];
+            for _ in 0..ROUNDS {
+                buf = recv_n(&b, rx.as_mut(), SIZE, buf).await;
+                let (res, back) = b.write_all(buf).await;
+                res.expect("write_all");
+                buf = back;
+            }
+        });
+        let mut rx = multishot.then(|| a.recv_multishot(&ring));
+        let mut buf = vec![7u8; SIZE];
+        for _ in 0..ROUNDS {
+            let (res, back) = a.write_all(buf).await;
+            res.expect("write_all");
+            buf = recv_n(&a, rx.as_mut(), SIZE, back).await;
+            assert_eq!(buf.len(), SIZE);
+        }
+        echo.await.expect("echo task");
+    });
+    Sample {
+        ops: ROUNDS,
+        time: start.elapsed(),
+    }
+}
+
+fn unix_pingpong_read(single: bool) -> Sample {
+    unix_pingpong(single, false)
+}
+
+fn unix_pingpong_multishot(single: bool) -> Sample {
+    unix_pingpong(single, true)
+}
+
 fn median(mut v: Vec<Sample>) -> Sample {
     v.sort_by_key(|s| s.time);
     v.swap_remove(v.len() / 2)
@@ -206,12 +280,14 @@ fn main() {
             })
     };
     type Bench = (&'static str, &'static str, fn(bool) -> Sample);
-    let benches: [Bench; 5] = [
+    let benches: [Bench; 7] = [
         ("spawn", "tasks", spawn_join),
         ("post", "handlers", post),
         ("dispatch", "polls", dispatch),
         ("timer-arm-cancel", "ops", timer_arm_cancel),
         ("timer-fire", "timers", timer_fire),
+        ("unix-pingpong-read", "trips", unix_pingpong_read),
+        ("unix-pingpong-multishot", "trips", unix_pingpong_multishot),
     ];
     let all = Instant::now();
     for (name, unit, f) in benches {
