@@ -28,6 +28,7 @@
 //! 4. Wakers and dropped data are handed back to the caller, to be woken and
 //!    dropped after the driver lock is released (they may run foreign code).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -146,7 +147,32 @@ pub(crate) struct Effects {
     pub(crate) garbage: Vec<Box<dyn CancelledOp>>,
 }
 
+thread_local! {
+    /// This thread's spare [`Effects`]: empty, with the capacity its
+    /// buffers grew to, so a scheduler pass does not allocate them anew.
+    static SPARE: Cell<Effects> = const {
+        Cell::new(Effects {
+            wakers: Vec::new(),
+            garbage: Vec::new(),
+        })
+    };
+}
+
 impl Effects {
+    /// An empty `Effects`, on this thread's spare buffers (see
+    /// [`run_and_recycle`](Self::run_and_recycle)). A nested user (a waker
+    /// that runs a context) just gets fresh ones.
+    pub(crate) fn reuse() -> Effects {
+        SPARE.with(Cell::take)
+    }
+
+    /// [`run`](Self::run), then keeps the emptied buffers for the next
+    /// [`reuse`](Self::reuse) on this thread.
+    pub(crate) fn run_and_recycle(mut self) {
+        self.run();
+        SPARE.with(|spare| spare.set(self));
+    }
+
     pub(crate) fn append(&mut self, other: &mut Effects) {
         self.wakers.append(&mut other.wakers);
         self.garbage.append(&mut other.garbage);

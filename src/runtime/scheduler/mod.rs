@@ -513,10 +513,10 @@ impl Shared {
         if !self.driver.has_pending(&core) {
             return;
         }
-        let mut fx = Effects::default();
+        let mut fx = Effects::reuse();
         self.driver.flush(&mut core, &mut fx);
         drop(core);
-        fx.run();
+        fx.run_and_recycle();
     }
 
     /// Step 2 of a pass.
@@ -716,7 +716,7 @@ impl Shared {
                 self.timers.time_to_next(now),
                 until.map(|d| d.saturating_duration_since(now)),
             );
-            let mut fx = Effects::default();
+            let mut fx = Effects::reuse();
             {
                 let core = self.lock_driver().expect("owner");
                 Counters::bump(&self.metrics.leader_waits, 1);
@@ -724,7 +724,7 @@ impl Shared {
             }
             parker.finish_park();
             frame.since_flush.set(0);
-            fx.run();
+            fx.run_and_recycle();
             self.expire_timers();
         }
     }
@@ -855,7 +855,7 @@ impl Shared {
     ) -> bool {
         frame.since_flush.set(0);
         frame.flush_tallies();
-        let mut fx = Effects::default();
+        let mut fx = Effects::reuse();
         if let Some(mut core) = self.lock_driver() {
             self.driver.flush(&mut core, &mut fx);
         }
@@ -873,7 +873,7 @@ impl Shared {
         let Some(until) = until.filter(|_| fx.wakers.is_empty()) else {
             q.finish_lead(None);
             let found = !fx.wakers.is_empty();
-            fx.run();
+            fx.run_and_recycle();
             return found || q.len() > 0;
         };
         let timeout = {
@@ -892,7 +892,7 @@ impl Shared {
         let now = Instant::now();
         self.expire_timers_into(now, &mut fx.wakers);
         q.finish_lead(None);
-        fx.run();
+        fx.run_and_recycle();
         true
     }
 }
