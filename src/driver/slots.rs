@@ -163,14 +163,17 @@ impl Effects {
     /// [`run_and_recycle`](Self::run_and_recycle)). A nested user (a waker
     /// that runs a context) just gets fresh ones.
     pub(crate) fn reuse() -> Effects {
-        SPARE.with(Cell::take)
+        // `try_with`: a pass may run while this thread's locals are being
+        // destroyed (a context dropped by another thread-local's destructor).
+        SPARE.try_with(Cell::take).unwrap_or_default()
     }
 
     /// [`run`](Self::run), then keeps the emptied buffers for the next
     /// [`reuse`](Self::reuse) on this thread.
     pub(crate) fn run_and_recycle(mut self) {
         self.run();
-        SPARE.with(|spare| spare.set(self));
+        // If the spare is already destroyed, `self` just drops.
+        let _ = SPARE.try_with(|spare| spare.set(self));
     }
 
     pub(crate) fn append(&mut self, other: &mut Effects) {
