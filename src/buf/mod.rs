@@ -13,6 +13,10 @@
 //!   and the data is always `buf[..n]`.
 //! * [`IoBuf::slice`] reads or writes part of a buffer; [`Slice::into_inner`]
 //!   gives the whole buffer back.
+//! * The other way round, a [`BufRing`] lends buffers to the kernel up front
+//!   (a provided-buffer ring): a multishot receive fills them as data comes
+//!   and each arrives as a [`RingBuf`], which goes back to the ring when
+//!   dropped (see `TcpStream::recv_multishot`).
 //!
 //! ```no_run
 //! # async fn demo(reader: ringio::io::PipeReader) -> std::io::Result<()> {
