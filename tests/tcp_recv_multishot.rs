@@ -4,7 +4,8 @@
 //! consumer holding every buffer (the stream waits, then resumes), streams
 //! dropped mid-flow (late chunks are carried to the next read), echo with
 //! ring buffers as send buffers, Unix streams, the ring's bounds, one ring
-//! per context, and teardown in every order. Both modes.
+//! per context, teardown in every order, a reset peer (an error, then the
+//! end), and the `Stream`/`FusedStream` traits. Both modes.
 
 mod common;
 
@@ -443,5 +444,65 @@ fn a_registered_ring_pins_a_single_threaded_context_to_its_thread() {
             .join()
             .map(|v| assert_eq!(v, 7))
             .expect("free to move once the ring is dropped");
+    });
+}
+
+#[test]
+fn a_reset_peer_is_an_error_then_the_end() {
+    each_mode(|mode, ctx| {
+        let (first, then) = drive(mode, &ctx, async {
+            let (c, s) = pair().await;
+            let ring = BufRing::new(4, 64).unwrap();
+            let mut stream = c.recv_multishot(&ring);
+            // The receive is armed and waiting when the reset arrives.
+            let resetter = ringio::spawn(async move {
+                sleep(Duration::from_millis(20)).await;
+                s.set_linger(Some(Duration::ZERO)).unwrap();
+                drop(s);
+            });
+            let first = timeout(Duration::from_secs(5), stream.next())
+                .await
+                .expect("a reset wakes the receive");
+            resetter.await.unwrap();
+            let then = timeout(Duration::from_secs(5), stream.next())
+                .await
+                .expect("the stream does not hang after a reset");
+            assert_eq!(ring.lent(), 0, "no buffer held by an error");
+            (first, then)
+        });
+        match first {
+            Some(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "[{mode}]"),
+            other => panic!("[{mode}] expected a reset error, got {other:?}"),
+        }
+        assert!(then.is_none(), "[{mode}] after the reset: {then:?}");
+    });
+}
+
+#[test]
+fn the_stream_trait_yields_the_same_bytes_and_fuses() {
+    use futures_util::stream::{FusedStream, StreamExt};
+    each_mode(|mode, ctx| {
+        drive(mode, &ctx, async {
+            let (c, s) = pair().await;
+            let ring = BufRing::new(4, 64).unwrap();
+            let w = writer(s, 1000, 100);
+            let mut stream = c.recv_multishot(&ring);
+            assert!(!stream.is_terminated(), "[{mode}]");
+            let mut got = Vec::new();
+            while let Some(chunk) = StreamExt::next(&mut stream).await {
+                let chunk = chunk.unwrap();
+                let bytes: &[u8] = chunk.as_ref();
+                got.extend_from_slice(bytes);
+                let shown = format!("{stream:?} {chunk:?} {ring:?}");
+                assert!(
+                    shown.contains("armed: true") && shown.contains("bgid: Some("),
+                    "[{mode}] {shown}"
+                );
+            }
+            assert!(stream.is_terminated(), "[{mode}] ended at EOF");
+            assert!(StreamExt::next(&mut stream).await.is_none(), "[{mode}]");
+            w.await.unwrap();
+            assert!(got == seq(0, 1000), "[{mode}] bytes out of order or wrong");
+        });
     });
 }

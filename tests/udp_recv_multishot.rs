@@ -2,8 +2,8 @@
 //! (`recv_from_multishot`): every datagram with its payload and source,
 //! through a ring small enough to run dry while the reader holds buffers;
 //! zero-length and cut-short datagrams; buffers too small for the header;
-//! a stream dropped with datagrams in flight gives every buffer back.
-//! Both modes.
+//! a stream dropped with datagrams in flight gives every buffer back; the
+//! `Stream` trait. Both modes.
 
 mod common;
 
@@ -157,6 +157,32 @@ fn a_dropped_stream_gives_every_buffer_back() {
                 held.push(buf);
             }
             assert_eq!(ring.lent(), 4);
+        });
+    });
+}
+
+#[test]
+fn the_stream_trait_yields_datagrams_with_their_sources() {
+    use futures_util::stream::StreamExt;
+    each_mode(|mode, ctx| {
+        drive(mode, &ctx, async {
+            let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let ring = BufRing::new(4, 512).unwrap();
+            let mut stream = rx.recv_from_multishot(&ring);
+            for i in 0..10 {
+                let (res, _) = tx.send_to(payload(i), rx.local_addr().unwrap()).await;
+                res.unwrap();
+                let (buf, src) = timeout(Duration::from_secs(5), StreamExt::next(&mut stream))
+                    .await
+                    .expect("a datagram")
+                    .expect("datagram streams do not end")
+                    .unwrap();
+                assert_eq!(src, tx.local_addr().unwrap(), "[{mode}]");
+                assert_eq!(&buf[..], &payload(i)[..], "[{mode}] payload {i}");
+            }
+            let shown = format!("{stream:?}");
+            assert!(shown.contains("armed: true"), "[{mode}] {shown}");
         });
     });
 }
