@@ -63,6 +63,16 @@ impl Shape {
 /// runtime of their own (see `servers`).
 pub const SERVER_VARIANTS: [&str; 1] = ["compio-multishot"];
 
+/// Servers that spin before they sleep ([`SPIN`]): ringio's
+/// `Builder::spin_before_park` and glommio's `spin_before_park`, the only
+/// peer with the same setting. Measured where the trade shows (the C=1
+/// round trip, and the CPU it costs at a fixed rate); `ringio-spin` is
+/// ringio, never a peer, and ratios stay those of default ringio.
+pub const SPIN_VARIANTS: [&str; 2] = ["ringio-spin", "glommio-spin"];
+
+/// How long the `*-spin` servers poll before sleeping.
+pub const SPIN: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// The cells of these families (`quick`: the subset of `--quick`).
 pub fn cells(quick: bool) -> Vec<CellSpec> {
     let secs = if quick { "1" } else { "3" };
@@ -124,7 +134,11 @@ pub fn cells(quick: bool) -> Vec<CellSpec> {
         } else {
             &SERVER_VARIANTS
         };
-        for &runtime in RUNTIMES.iter().chain(variants) {
+        let spin: &[&str] = match shape.workload {
+            "socket.latency" | "socket.fixed_rate" if !quick => &SPIN_VARIANTS,
+            _ => &[],
+        };
+        for &runtime in RUNTIMES.iter().chain(variants).chain(spin) {
             cells.push(CellSpec {
                 family: shape.family.to_string(),
                 workload: shape.workload.to_string(),
@@ -149,7 +163,7 @@ pub fn run(spec: &CellSpec) -> Result<Vec<Row>, String> {
         other => return Err(format!("no network workload {other:?}")),
     };
     let rt = spec.runtime.as_str();
-    if !RUNTIMES.contains(&rt) && !SERVER_VARIANTS.contains(&rt) {
+    if !RUNTIMES.contains(&rt) && !SERVER_VARIANTS.contains(&rt) && !SPIN_VARIANTS.contains(&rt) {
         return Err(format!("no server for runtime {:?}", spec.runtime));
     }
     pin::pin_to(pin::LOAD_CPU).map_err(|e| format!("pinning to CPU {}: {e}", pin::LOAD_CPU))?;
@@ -438,7 +452,18 @@ mod tests {
         // latency, 9 throughput, fixed_rate, syscalls, churn, http; the
         // server variants in all but churn.
         let all = RUNTIMES.len() + SERVER_VARIANTS.len();
-        assert_eq!(full.len(), 13 * all + RUNTIMES.len());
+        assert_eq!(
+            full.len(),
+            13 * all + RUNTIMES.len() + 2 * SPIN_VARIANTS.len()
+        );
+        for spinning in SPIN_VARIANTS {
+            let workloads: Vec<_> = full
+                .iter()
+                .filter(|c| c.runtime == spinning)
+                .map(|c| c.workload.as_str())
+                .collect();
+            assert_eq!(workloads, ["socket.latency", "socket.fixed_rate"]);
+        }
         assert_eq!(
             full.iter()
                 .filter(|c| c.workload == "socket.throughput")

@@ -2,6 +2,7 @@
 //! through the `futures` `AsyncRead`/`AsyncWrite` traits glommio implements.
 
 use std::io;
+use std::time::Duration;
 
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -9,10 +10,12 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use super::{Requests, Service, READ_BUF};
 
-/// Serves `service` on `addr` until the process is killed.
-pub fn serve(service: Service, addr: &str) -> io::Result<()> {
+/// Serves `service` on `addr` until the process is killed, spinning for
+/// `spin` before each sleep (glommio's `spin_before_park`; zero: never).
+pub fn serve(service: Service, addr: &str, spin: Duration) -> io::Result<()> {
     // Unbound: the process already pinned itself to the server CPU.
     let ex = LocalExecutorBuilder::new(Placement::Unbound)
+        .spin_before_park(spin)
         .make()
         .map_err(|e| io::Error::other(e.to_string()))?;
     ex.run(async move {

@@ -55,12 +55,14 @@ impl Service {
 /// killed. Prints `READY <port>` once listening.
 pub fn serve(runtime: &str, service: Service, addr: &str) -> Result<(), String> {
     let res = match runtime {
-        "ringio" => ringio::serve(service, addr),
+        "ringio" => ringio::serve(service, addr, std::time::Duration::ZERO),
+        "ringio-spin" => ringio::serve(service, addr, super::SPIN),
         "tokio" => tokio::serve(service, addr),
         "monoio" => monoio::serve(service, addr),
         "compio" => compio::serve(service, addr, compio::Recv::Read),
         "compio-multishot" => compio::serve(service, addr, compio::Recv::Multishot),
-        "glommio" => glommio::serve(service, addr),
+        "glommio" => glommio::serve(service, addr, std::time::Duration::ZERO),
+        "glommio-spin" => glommio::serve(service, addr, super::SPIN),
         other => return Err(format!("no server for runtime {other:?}")),
     };
     res.map_err(|e| format!("{runtime} {service:?} server: {e}"))

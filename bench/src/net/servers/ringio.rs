@@ -6,6 +6,7 @@
 //! an owned buffer per connection instead (`TcpStream::read`), to compare.
 
 use std::io;
+use std::time::Duration;
 
 use ringio::buf::{BufRing, IoBuf};
 use ringio::net::{TcpListener, TcpStream};
@@ -16,9 +17,13 @@ use super::{Requests, Service, READ_BUF};
 /// Buffers in the provided-buffer ring (of [`READ_BUF`] bytes each).
 const RING_BUFFERS: u16 = 512;
 
-/// Serves `service` on `addr` until the process is killed.
-pub fn serve(service: Service, addr: &str) -> io::Result<()> {
-    let ctx = IoContext::builder().single_threaded(true).build()?;
+/// Serves `service` on `addr` until the process is killed, spinning for
+/// `spin` before each sleep (`Builder::spin_before_park`; zero: never).
+pub fn serve(service: Service, addr: &str, spin: Duration) -> io::Result<()> {
+    let ctx = IoContext::builder()
+        .single_threaded(true)
+        .spin_before_park(spin)
+        .build()?;
     let multishot = std::env::var("RINGIO_BENCH_RECV").as_deref() != Ok("read");
     ctx.block_on(async move {
         // One buffer per connection in flight at 256 connections, doubled.
