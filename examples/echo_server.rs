@@ -1,7 +1,7 @@
 //! A TCP echo server on ringio.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [ADDR] [--threads N] [--multishot]
+//! cargo run --release --example echo_server -- [ADDR] [--threads N] [--multishot] [--spin US]
 //! ```
 //!
 //! ADDR defaults to 127.0.0.1:7878. With `--threads N` (N > 1) one
@@ -9,9 +9,13 @@
 //! single-threaded (`SINGLE_ISSUER | DEFER_TASKRUN`). With `--multishot`
 //! each connection receives with one multishot `RECV` into a shared
 //! provided-buffer ring (`recv_multishot`) instead of `read` into its own
-//! buffer. Try it with the `echo_client` example, or `nc 127.0.0.1 7878`.
+//! buffer. With `--spin US` (single-threaded only) the runner polls its
+//! ring for up to US microseconds before it sleeps
+//! (`Builder::spin_before_park`): lower latency, more CPU. Try it with the
+//! `echo_client` example, or `nc 127.0.0.1 7878`.
 
 use std::io;
+use std::time::Duration;
 
 use ringio::buf::{BufRing, IoBuf};
 use ringio::net::{TcpListener, TcpStream};
@@ -44,6 +48,7 @@ fn main() -> io::Result<()> {
     let mut addr = "127.0.0.1:7878".to_string();
     let mut threads = 1;
     let mut multishot = false;
+    let mut spin = Duration::ZERO;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -54,19 +59,30 @@ fn main() -> io::Result<()> {
                     .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "--threads N"))?
             }
             "--multishot" => multishot = true,
+            "--spin" => {
+                spin = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .map(Duration::from_micros)
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "--spin US"))?
+            }
             other => addr = other.to_string(),
         }
     }
-    let ctx = IoContext::builder().single_threaded(threads <= 1).build()?;
+    let ctx = IoContext::builder()
+        .single_threaded(threads <= 1)
+        .spin_before_park(spin)
+        .build()?;
     let listener = TcpListener::bind(addr.as_str())?;
     // 512 buffers of 16 KiB, shared by every connection.
     let ring = BufRing::new(512, 16 * 1024)?;
     println!(
-        "echo server on {} ({} thread{}, {})",
+        "echo server on {} ({} thread{}, {}, spin {:?})",
         listener.local_addr()?,
         threads,
         if threads == 1 { "" } else { "s" },
-        if multishot { "recv_multishot" } else { "read" }
+        if multishot { "recv_multishot" } else { "read" },
+        spin
     );
     let extra: Vec<_> = (1..threads)
         .map(|_| {
