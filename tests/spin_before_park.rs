@@ -7,11 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::watchdog;
+use common::{watchdog, Signal};
 use ringio::net::TcpStream;
 use ringio::time::sleep;
 use ringio::IoContext;
@@ -89,52 +88,20 @@ fn a_spin_sees_a_peers_replies() {
     });
 }
 
-/// A future that completes once another thread calls `fire`.
-#[derive(Default)]
-struct Remote {
-    state: Mutex<(bool, Option<Waker>)>,
-}
-
-impl Remote {
-    fn fire(&self) {
-        let waker = {
-            let mut st = self.state.lock().unwrap();
-            st.0 = true;
-            st.1.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    async fn fired(&self) {
-        std::future::poll_fn(|cx| {
-            let mut st = self.state.lock().unwrap();
-            if st.0 {
-                Poll::Ready(())
-            } else {
-                st.1 = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
 #[test]
 fn a_spin_sees_wakes_and_posts_from_other_threads() {
     watchdog(Duration::from_secs(60), || {
         let ctx = spinning(LONG_SPIN);
         // A waker woken on another thread while the context spins.
-        let remote = Arc::new(Remote::default());
-        let r = remote.clone();
+        let signal = Signal::new();
+        let remote = signal.clone();
         let start = Instant::now();
         ctx.block_on(async {
             let waker_thread = thread::spawn(move || {
                 thread::sleep(Duration::from_millis(30));
-                r.fire();
+                remote.fire();
             });
-            remote.fired().await;
+            signal.wait().await;
             waker_thread.join().unwrap();
         });
         assert!(start.elapsed() < LONG_SPIN, "{:?}", start.elapsed());
