@@ -9,8 +9,8 @@
 //! single-threaded (`SINGLE_ISSUER | DEFER_TASKRUN`). With `--multishot`
 //! each connection receives with one multishot `RECV` into a shared
 //! provided-buffer ring (`recv_multishot`) instead of `read` into its own
-//! buffer. With `--spin US` (single-threaded only) the runner polls its
-//! ring for up to US microseconds before it sleeps
+//! buffer. With `--spin US` the runner (multi-threaded: the leader) polls
+//! its ring for up to US microseconds before it sleeps
 //! (`Builder::spin_before_park`): lower latency, more CPU. Try it with the
 //! `echo_client` example, or `nc 127.0.0.1 7878`.
 

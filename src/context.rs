@@ -379,10 +379,11 @@ impl Builder {
         self
     }
 
-    /// Before a runner of this single-threaded context sleeps in the
-    /// kernel, it polls the ring for up to `d` (never past its next timer
-    /// or `run_for` deadline) for completions and wake-ups, and sleeps only
-    /// if none came. This trades CPU for latency: an idle context keeps its
+    /// Before a runner sleeps in the kernel (the single-threaded runner, or
+    /// a multi-threaded context's leader; followers wait on a condition
+    /// variable as before), it polls the ring for up to `d` (never past its
+    /// next timer or `run_for` deadline) for completions and wake-ups, and
+    /// sleeps only if none came. This trades CPU for latency: an idle context keeps its
     /// core busy for `d` after each burst of work, and in exchange an event
     /// that arrives within `d` is handled without a wake-up from sleep,
     /// which costs from a few µs on bare metal to tens of µs on a virtual
@@ -391,9 +392,8 @@ impl Builder {
     /// 22 µs, and the server's CPU at 50k messages/s rose from 36% to 94%;
     /// see the README's benchmark tables).
     ///
-    /// Default `Duration::ZERO`: never spin. Multi-threaded contexts do not
-    /// spin: `build` refuses a non-zero value for them with `InvalidInput`.
-    /// [`Metrics::spin_hits`] counts the spins that found work.
+    /// Default `Duration::ZERO`: never spin. [`Metrics::spin_hits`] counts
+    /// the spins that found work.
     pub fn spin_before_park(mut self, d: Duration) -> Builder {
         self.cfg.spin_before_park = d;
         self

@@ -63,6 +63,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// lines and the clock; this keeps it a small share of the spin.
 const SPIN_PAUSES: u32 = 64;
 
+/// One pause between two looks at the ring (see [`SPIN_PAUSES`]).
+fn spin_pause() {
+    for _ in 0..SPIN_PAUSES {
+        std::hint::spin_loop();
+    }
+}
+
 pub(crate) struct Core {
     pub(crate) slots: Slots,
     closed: bool,
@@ -488,6 +495,7 @@ impl Driver {
         if !self.may_enter(&core) {
             return;
         }
+        let core = self.spin_before_park(core, ring, timeout);
         let unlocked = self.core.is_locking();
         let held = if unlocked {
             drop(core);
@@ -495,9 +503,6 @@ impl Driver {
         } else {
             Some(core)
         };
-        if let Some(core) = &held {
-            self.spin_before_park(core, ring, timeout);
-        }
         self.counters.enter_calls.fetch_add(1, Ordering::Relaxed);
         crate::trace::trace_event!(timeout_us = timeout.map(|t| t.as_micros() as u64), "wait");
         let submitter = ring.submitter();
@@ -529,25 +534,35 @@ impl Driver {
 
     /// `Builder::spin_before_park`: polls the ring, for at most the
     /// configured time and never past `timeout`, until the kernel has
-    /// something for this thread — a CQE, or (DEFER_TASKRUN) deferred
+    /// something for this runner: a CQE, or (DEFER_TASKRUN) deferred
     /// completions flagged by `IORING_SQ_TASKRUN`. The wait that follows
     /// then returns at once instead of sleeping, so the wake-up (which on a
     /// VM can cost tens of µs) is avoided. Queued SQEs are submitted first:
     /// the work being waited for may depend on them.
     ///
-    /// Only single-threaded contexts spin (the config refuses it
-    /// otherwise); every wake-up source of theirs ends in a CQE or in
-    /// deferred work (the eventfd poll), so the spin never misses one, and
-    /// missing one would only mean sleeping as without the spin.
-    fn spin_before_park(&self, core: &Core, ring: &IoUring, timeout: Option<Duration>) {
+    /// The caller is about to wait: every way of giving it work ends in a
+    /// CQE or in deferred work (a wake-up is an eventfd write, which the
+    /// multishot poll turns into a completion), so the spin sees each of
+    /// them. Multi-threaded, the lock is released between two looks so
+    /// the other runners keep using the ring; one of them may reap the
+    /// CQE meant for this leader meanwhile, which the run queue's re-wake
+    /// rule covers exactly as for a leader asleep in the kernel. A missed
+    /// look would only mean sleeping as without the spin.
+    fn spin_before_park<'a>(
+        &'a self,
+        mut core: ModeGuard<'a, Core>,
+        ring: &IoUring,
+        timeout: Option<Duration>,
+    ) -> ModeGuard<'a, Core> {
         let limit = match timeout {
             Some(t) => t.min(self.cfg.spin_before_park),
             None => self.cfg.spin_before_park,
         };
         if limit.is_zero() {
-            return;
+            return core;
         }
-        if self.sq_queued_now(core, ring) {
+        // SAFETY: under the core lock (the guard): the only live SQ view.
+        if !unsafe { ring.submission_shared() }.is_empty() {
             // EBUSY/EINTR: the wait that follows submits them again.
             let _ = self.enter_submit(ring);
             self.sync_sq_hint(ring);
@@ -555,27 +570,26 @@ impl Driver {
         let start = Instant::now();
         loop {
             {
-                // SAFETY: single-threaded, holding the core (the `core`
-                // borrow proves it): the only live queue views.
+                // SAFETY: under the core lock (the guard): the only live
+                // queue views.
                 let (sq, cq) = unsafe { (ring.submission_shared(), ring.completion_shared()) };
                 if sq.taskrun() || sq.cq_overflow() || !cq.is_empty() {
                     self.counters.spin_hits.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return core;
                 }
             }
             if start.elapsed() >= limit {
-                return;
+                return core;
             }
-            for _ in 0..SPIN_PAUSES {
-                std::hint::spin_loop();
+            if self.core.is_locking() {
+                drop(core);
+                spin_pause();
+                // SAFETY: multi-threaded mode: a real mutex is taken.
+                core = unsafe { self.core.lock_unchecked() };
+            } else {
+                spin_pause();
             }
         }
-    }
-
-    /// Whether SQEs are queued (under the core lock).
-    fn sq_queued_now(&self, _core: &Core, ring: &IoUring) -> bool {
-        // SAFETY: under the core lock (the `_core` borrow proves it).
-        !unsafe { ring.submission_shared() }.is_empty()
     }
 
     /// Dispatches every visible CQE to its slot (never to anyone else's).

@@ -27,8 +27,8 @@ pub(crate) struct RingConfig {
     pub(crate) entries: u32,
     pub(crate) single_threaded: bool,
     pub(crate) sqpoll: Option<(Duration, Option<usize>)>,
-    /// How long a single-threaded runner polls the ring before it sleeps
-    /// in the kernel (zero: never; see `Builder::spin_before_park`).
+    /// How long a runner polls the ring before it sleeps in the kernel
+    /// (zero: never; see `Builder::spin_before_park`).
     pub(crate) spin_before_park: Duration,
 }
 
@@ -42,13 +42,6 @@ impl RingConfig {
                     "ringio: Builder::entries({}) is out of range: the submission queue holds 1..={MAX_ENTRIES} entries",
                     self.entries
                 ),
-            ));
-        }
-        if !self.spin_before_park.is_zero() && !self.single_threaded {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "ringio: Builder::spin_before_park applies to single-threaded contexts only \
-                 (add .single_threaded(true))",
             ));
         }
         if let Some((idle, _)) = self.sqpoll {
