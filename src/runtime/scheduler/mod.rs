@@ -17,9 +17,10 @@
 //!    condition variable) and wait in the kernel with one `io_uring_enter`
 //!    that also submits every pending SQE, bounded by the nearest timer
 //!    deadline (`EXT_ARG` timeout; no timeout SQE per timer) and by the
-//!    caller's own deadline (`run_for`). A single-threaded context built
-//!    with `spin_before_park` first polls the ring for that long (bounded
-//!    by the same deadlines) and enters without sleeping if work came.
+//!    caller's own deadline (`run_for`). A context built with
+//!    `spin_before_park` first polls the ring for that long (bounded by the
+//!    same deadlines; multi-threaded, releasing the driver lock between
+//!    looks) and enters without sleeping if work came.
 //!    Reap, fire timers, go to 1.
 //!
 //! # Wake-up protocol
