@@ -14,7 +14,9 @@
 //!   that produced nothing it calls [`RunQueue::park_leader`], which — still
 //!   under the lock — refuses if work or a stop arrived meanwhile, and
 //!   otherwise records `leader_parked = true`. Only then does the leader enter
-//!   the kernel.
+//!   the kernel (after polling the ring for a while, with
+//!   `Builder::spin_before_park`: parked either way, and woken the same way,
+//!   by a CQE).
 //! * A push (from any thread) wakes at most one thread, and only if nobody
 //!   is already on the way to the queue (tokio's "searching" rule):
 //!   - if a follower has been signalled and has not yet come back from its
