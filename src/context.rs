@@ -383,9 +383,10 @@ impl Builder {
     /// a multi-threaded context's leader; followers wait on a condition
     /// variable as before), it polls the ring for up to `d` (never past its
     /// next timer or `run_for` deadline) for completions and wake-ups, and
-    /// sleeps only if none came. This trades CPU for latency: an idle context keeps its
-    /// core busy for `d` after each burst of work, and in exchange an event
-    /// that arrives within `d` is handled without a wake-up from sleep,
+    /// sleeps only if none came. This trades CPU for latency: an idle
+    /// context keeps its core busy for `d` after each burst of work, and in
+    /// exchange an event that arrives within `d` is handled without a
+    /// wake-up from sleep,
     /// which costs from a few µs on bare metal to tens of µs on a virtual
     /// machine (measured on the benchmark VM with 100 µs of spin: a 64-byte
     /// TCP round trip to an echo server fell from about 64 µs to about
