@@ -389,8 +389,8 @@ impl Builder {
     /// wake-up from sleep, which costs from a few µs on bare metal to tens
     /// of µs on a virtual machine (measured on the benchmark VM with 100 µs
     /// of spin: a 64-byte TCP round trip to an echo server fell from about
-    /// 64 µs to about 22 µs, and the server's CPU at 50k messages/s rose
-    /// from 36% to 94%; see the README's benchmark tables).
+    /// 56–64 µs to about 22 µs, and the server's CPU at 50k messages/s rose
+    /// from 36% to about 90%; see the README's benchmark tables).
     ///
     /// Default `Duration::ZERO`: never spin. [`Metrics::spin_hits`] counts
     /// the spins that found work.
