@@ -392,8 +392,10 @@ impl Builder {
     /// 56–64 µs to about 22 µs, and the server's CPU at 50k messages/s rose
     /// from 36% to about 90%; see the README's benchmark tables).
     ///
-    /// Default `Duration::ZERO`: never spin. [`Metrics::spin_hits`] counts
-    /// the spins that found work.
+    /// Default `Duration::ZERO`: never spin. `Duration::MAX` spins until
+    /// work comes (a busy-polling runner that never sleeps while it has
+    /// work outstanding; `stop()` and wakes from other threads still reach
+    /// it). [`Metrics::spin_hits`] counts the spins that found work.
     pub fn spin_before_park(mut self, d: Duration) -> Builder {
         self.cfg.spin_before_park = d;
         self

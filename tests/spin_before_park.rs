@@ -175,3 +175,22 @@ fn zero_never_spins() {
         }
     });
 }
+
+#[test]
+fn an_endless_spin_still_sees_a_stop_from_another_thread() {
+    watchdog(Duration::from_secs(60), || {
+        for (mode, ctx) in each_spinning(Duration::MAX) {
+            let _guard = ctx.work_guard();
+            let stopper = ctx.clone();
+            let t = thread::spawn(move || {
+                thread::sleep(Duration::from_millis(30));
+                stopper.stop();
+            });
+            // Nothing to run: the runner spins until the stop arrives.
+            assert_eq!(ctx.run(), 0, "[{mode}]");
+            t.join().unwrap();
+            assert!(ctx.stopped(), "[{mode}]");
+            assert!(ctx.metrics().spin_hits > 0, "[{mode}] {:?}", ctx.metrics());
+        }
+    });
+}
