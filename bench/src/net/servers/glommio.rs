@@ -13,8 +13,15 @@ use super::{Requests, Service, READ_BUF};
 /// Serves `service` on `addr` until the process is killed, spinning for
 /// `spin` before each sleep (glommio's `spin_before_park`; zero: never).
 pub fn serve(service: Service, addr: &str, spin: Duration) -> io::Result<()> {
-    // Unbound: the process already pinned itself to the server CPU.
-    let ex = LocalExecutorBuilder::new(Placement::Unbound)
+    // Unbound: the process already pinned itself to the server CPU. glommio
+    // ignores `spin_before_park` unless it binds the executor itself, so a
+    // spinning server binds to that same CPU.
+    let placement = if spin.is_zero() {
+        Placement::Unbound
+    } else {
+        Placement::Fixed(crate::pin::SERVER_CPU)
+    };
+    let ex = LocalExecutorBuilder::new(placement)
         .spin_before_park(spin)
         .make()
         .map_err(|e| io::Error::other(e.to_string()))?;
