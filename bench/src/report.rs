@@ -5,7 +5,9 @@
 //! The ratio is oriented so that above 1.0 always means ringio is ahead:
 //! `ringio / best` for throughput (`higher_is_better`), `best / ringio` for
 //! latency, wall time or CPU. The best peer is the best non-ringio runtime
-//! for that metric.
+//! for that metric among the servers in their default setting: the
+//! spinning servers (`*-spin`, see `net::SPIN_VARIANTS`) trade a busy CPU
+//! for latency and are shown, but compared only with each other.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -128,11 +130,16 @@ fn is_ringio(runtime: &str) -> bool {
     runtime == "ringio" || runtime.starts_with("ringio-")
 }
 
-/// The best non-ringio value among `values`.
+/// Whether a runtime name is a server that spins before it sleeps.
+fn is_spinning(runtime: &str) -> bool {
+    runtime.ends_with("-spin")
+}
+
+/// The best non-ringio value among `values`, spinning servers left out.
 pub fn best_peer<'a>(values: &[(&'a str, f64)], higher_is_better: bool) -> Option<(&'a str, f64)> {
     values
         .iter()
-        .filter(|(rt, v)| !is_ringio(rt) && v.is_finite())
+        .filter(|(rt, v)| !is_ringio(rt) && !is_spinning(rt) && v.is_finite())
         .copied()
         .reduce(|a, b| {
             let b_better = if higher_is_better {
@@ -279,7 +286,8 @@ fn family_markdown(family: &str, rows: &[&Summary], notes: &[&Note], meta: &Meta
         md,
         "\n↑ higher is better, ↓ lower is better. \"ringio vs best peer\" is above 1.0 \
          when ringio is ahead of the best other runtime (value / best for ↑, best / value \
-         for ↓). n/a: the runtime has no equivalent (or, for the ratio, no ringio or no peer value)."
+         for ↓); the spinning servers (`*-spin`) are left out of it, being another trade of CPU \
+         for latency. n/a: the runtime has no equivalent (or, for the ratio, no ringio or no peer value)."
     );
     if !notes.is_empty() {
         let _ = writeln!(md, "\n## Notes\n");
@@ -606,8 +614,10 @@ mod tests {
             ("tokio", 3.0),
             ("monoio", 5.0),
             ("ringio-mt2", 99.0),
+            ("glommio-spin", 1.0),
         ];
         assert_eq!(best_peer(&v, true), Some(("monoio", 5.0)));
+        // The spinning server's 1.0 would be the best of the lower-is-better.
         assert_eq!(best_peer(&v, false), Some(("tokio", 3.0)));
         assert_eq!(best_peer(&[("ringio", 1.0)], true), None);
         assert_eq!(best_peer(&[("tokio", f64::NAN)], true), None);
