@@ -21,6 +21,34 @@
 //! reaches the kernel in one `io_uring_enter`. `flush` skips the syscall when
 //! nothing is queued and the kernel signals no pending completions
 //! (`IORING_SQ_TASKRUN` with `DEFER_TASKRUN`, or CQ entries already visible).
+//!
+//! # Held completions (`DEFER_TASKRUN` rings)
+//!
+//! On a `DEFER_TASKRUN` ring completions are posted only inside our own
+//! `io_uring_enter`, and since Linux 6.13 each enter runs at most
+//! `max(20, min_complete)` deferred completions per pass, in two passes
+//! (`IO_LOCAL_TW_DEFAULT_MAX`): with `min_complete` 0 a busy server gets
+//! 40 completions per syscall, whatever is pending. A larger `min_complete`
+//! lifts that cap, but makes the enter wait until that many CQEs are in the
+//! ring. So [`reap`](Driver::reap) leaves the CQEs it has just dispatched
+//! in the CQ (their count is `Core::cq_held`; the head is not moved past
+//! them), and every enter asks for `cq_held` CQEs (`cq_held + 1` when it
+//! means to sleep). Those are already there: a non-blocking enter never
+//! waits, a blocking one waits for one new CQE as before, and each runs as
+//! many deferred completions as the last batch had, or all that are
+//! pending. Rules:
+//!
+//! * the first `cq_held` CQEs at the head were dispatched already: every
+//!   reader of the CQ skips them (`reap` moves the head past them first,
+//!   giving their room back; `has_pending` and the spin count only the
+//!   rest);
+//! * a batch larger than a quarter of the CQ is not held (its room goes
+//!   back at once), so the kernel always has most of the CQ to post into;
+//! * a new ring starts with nothing held.
+//!
+//! Measured on `socket.syscalls` (64 connections, 64 B, a saturated server
+//! under strace): 40 → 49 messages per enter, and 4–6% more echo
+//! throughput.
 
 pub(crate) mod fd;
 pub(crate) mod graveyard;
@@ -80,6 +108,10 @@ pub(crate) struct Core {
     deferred: Effects,
     /// Buffer-group ids of the provided-buffer rings registered here.
     buf_groups: BufGroups,
+    /// CQEs at the head of the CQ already dispatched but left there until
+    /// the next reap (DEFER_TASKRUN rings only; module docs, "Held
+    /// completions").
+    cq_held: u32,
 }
 
 /// Hands out buffer-group ids (`bgid`) for provided-buffer rings
@@ -121,6 +153,9 @@ pub(crate) struct Driver {
     /// crate's queue views write them back when dropped).
     sq_queued: AtomicUsize,
     cfg: RingConfig,
+    /// DEFER_TASKRUN ring: a reap leaves what it dispatched in the CQ until
+    /// the next one (module docs, "Held completions").
+    hold_cqes: bool,
     pub(crate) counters: DriverCounters,
     /// Provided-buffer rings registered and not yet dropped (any thread
     /// drops them; the unregistration itself may be queued to the owner).
@@ -149,11 +184,13 @@ impl Driver {
                     bound: None,
                     deferred: Effects::default(),
                     buf_groups: BufGroups::default(),
+                    cq_held: 0,
                 },
             ),
             wakeup,
             inflight: CachePadded::new(AtomicUsize::new(0)),
             sq_queued: AtomicUsize::new(0),
+            hold_cqes: cfg.single_threaded && cfg.sqpoll.is_none(),
             cfg,
             counters: DriverCounters::default(),
             buf_rings_live: AtomicUsize::new(0),
@@ -214,7 +251,7 @@ impl Driver {
         if self.push(&mut core, &nop).is_err() {
             return false;
         }
-        let ok = self.enter_submit(ring).is_ok();
+        let ok = self.enter_submit(ring, core.cq_held).is_ok();
         self.sync_sq_hint(ring);
         ok
     }
@@ -269,6 +306,7 @@ impl Driver {
                 // SAFETY: single-threaded owner with nothing in flight: no
                 // other user of the ring exists (module docs, rule (b)).
                 unsafe { *self.ring.get() = Some(fresh) };
+                core.cq_held = 0;
                 core.bound = Some(me);
                 self.push(core, &self.wakeup.arm_sqe())
             }
@@ -304,7 +342,7 @@ impl Driver {
                     "ringio: submission queue full and the ring is not enterable from this thread",
                 ));
             }
-            match self.enter_submit(ring) {
+            match self.enter_submit(ring, core.cq_held) {
                 Ok(_) => {}
                 // CQ overflow backlog: reap to make room, then retry.
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -392,7 +430,7 @@ impl Driver {
         self.cancel_fd(core, fd)?;
         if self.may_enter(core) {
             let ring = self.ring().expect("open ring");
-            let _ = self.enter_submit(ring);
+            let _ = self.enter_submit(ring, core.cq_held);
             // With DEFER_TASKRUN the cancelled requests finish (and drop
             // their reference to the file) only when task work runs, which
             // takes an enter with GETEVENTS: without it a closed listener
@@ -400,7 +438,7 @@ impl Driver {
             // GETEVENTS when the kernel flags pending task work.
             // SAFETY: under the core lock: the only live SubmissionQueue.
             if unsafe { ring.submission_shared() }.taskrun() {
-                let _ = self.enter_submit(ring);
+                let _ = self.enter_submit(ring, core.cq_held);
             }
             self.sync_sq_hint(ring);
         }
@@ -423,12 +461,14 @@ impl Driver {
     }
 
     /// One `io_uring_enter` that submits what is queued and (with
-    /// DEFER_TASKRUN) runs deferred completions, without waiting.
-    fn enter_submit(&self, ring: &IoUring) -> io::Result<usize> {
+    /// DEFER_TASKRUN) runs deferred completions, without waiting: it asks
+    /// for the `held` CQEs already in the ring (module docs, "Held
+    /// completions"), which also lets it run that many deferred ones.
+    fn enter_submit(&self, ring: &IoUring, held: u32) -> io::Result<usize> {
         if !ring.params().is_setup_sqpoll() {
             self.counters.enter_calls.fetch_add(1, Ordering::Relaxed);
         }
-        let n = ring.submitter().submit()?;
+        let n = ring.submitter().submit_and_wait(held as usize)?;
         self.counters
             .sqes_submitted
             .fetch_add(n as u64, Ordering::Relaxed);
@@ -450,14 +490,14 @@ impl Driver {
     /// Whether a non-blocking [`flush`](Self::flush) has anything to do:
     /// SQEs queued, deferred completions (`IORING_SQ_TASKRUN`), a CQ
     /// overflow backlog, or CQEs ready to reap.
-    pub(crate) fn has_pending(&self, _core: &Core) -> bool {
+    pub(crate) fn has_pending(&self, core: &Core) -> bool {
         let Some(ring) = self.ring() else {
             return false;
         };
-        // SAFETY: under the core lock (the `_core` borrow proves it): the
+        // SAFETY: under the core lock (the `core` borrow proves it): the
         // only live queue views.
         let (sq, cq) = unsafe { (ring.submission_shared(), ring.completion_shared()) };
-        !sq.is_empty() || sq.taskrun() || sq.cq_overflow() || !cq.is_empty()
+        !sq.is_empty() || sq.taskrun() || sq.cq_overflow() || cq.len() > core.cq_held as usize
     }
 
     /// Submits queued SQEs and reaps ready CQEs without blocking.
@@ -474,7 +514,7 @@ impl Driver {
         };
         if need_enter {
             // EBUSY/EINTR: reaping below makes progress; the next pass retries.
-            let _ = self.enter_submit(ring);
+            let _ = self.enter_submit(ring, core.cq_held);
             self.sync_sq_hint(ring);
         }
         self.reap(core, fx);
@@ -496,6 +536,7 @@ impl Driver {
             return;
         }
         let core = self.spin_before_park(core, ring, timeout);
+        let held_cqes = core.cq_held;
         let unlocked = self.core.is_locking();
         let held = if unlocked {
             drop(core);
@@ -512,9 +553,9 @@ impl Driver {
                     .sec(t.as_secs())
                     .nsec(t.subsec_nanos());
                 let args = types::SubmitArgs::new().timespec(&ts);
-                submitter.submit_with_args(1, &args)
+                submitter.submit_with_args(held_cqes as usize + 1, &args)
             }
-            None => submitter.submit_and_wait(1),
+            None => submitter.submit_and_wait(held_cqes as usize + 1),
         };
         if let Ok(n) = res {
             self.counters
@@ -564,7 +605,7 @@ impl Driver {
         // SAFETY: under the core lock (the guard): the only live SQ view.
         if !unsafe { ring.submission_shared() }.is_empty() {
             // EBUSY/EINTR: the wait that follows submits them again.
-            let _ = self.enter_submit(ring);
+            let _ = self.enter_submit(ring, core.cq_held);
             self.sync_sq_hint(ring);
         }
         let start = Instant::now();
@@ -573,7 +614,7 @@ impl Driver {
                 // SAFETY: under the core lock (the guard): the only live
                 // queue views.
                 let (sq, cq) = unsafe { (ring.submission_shared(), ring.completion_shared()) };
-                if sq.taskrun() || sq.cq_overflow() || !cq.is_empty() {
+                if sq.taskrun() || sq.cq_overflow() || cq.len() > core.cq_held as usize {
                     self.counters.spin_hits.fetch_add(1, Ordering::Relaxed);
                     return core;
                 }
@@ -601,8 +642,14 @@ impl Driver {
         let mut resubmit = Vec::new();
         {
             // SAFETY: under the core lock: the only live CompletionQueue.
-            let cq = unsafe { ring.completion_shared() };
-            for cqe in cq {
+            let mut cq = unsafe { ring.completion_shared() };
+            if core.cq_held > 0 {
+                // Dispatched by the previous reap: give their room back.
+                for _ in (&mut cq).take(core.cq_held as usize) {}
+                cq.sync();
+                core.cq_held = 0;
+            }
+            for cqe in &mut cq {
                 seen += 1;
                 match cqe.user_data() {
                     WAKEUP_TOKEN => {
@@ -629,6 +676,14 @@ impl Driver {
                         resubmit.extend(d.resubmit);
                     }
                 }
+            }
+            if self.hold_cqes && seen > 0 && seen <= (cq.capacity() / 4) as u64 {
+                // Not moving the head keeps them counted by the kernel, so
+                // the next enter may ask for them (module docs, "Held
+                // completions"). The view owns nothing: forgetting it only
+                // skips the head store of its `Drop`.
+                core.cq_held = seen as u32;
+                std::mem::forget(cq);
             }
         }
         if done > 0 {
@@ -663,7 +718,7 @@ impl Driver {
         // re-arm of the wake-up poll left in the SQ would leave every later
         // wake-up unheard (multi-threaded mode), a resubmitted op hung.
         if pushed && self.may_enter(core) {
-            let _ = self.enter_submit(ring);
+            let _ = self.enter_submit(ring, core.cq_held);
             self.sync_sq_hint(ring);
         }
     }
@@ -757,7 +812,9 @@ impl Driver {
                 let ts = types::Timespec::from(deadline - now);
                 let args = types::SubmitArgs::new().timespec(&ts);
                 self.counters.enter_calls.fetch_add(1, Ordering::Relaxed);
-                let _ = ring.submitter().submit_with_args(1, &args);
+                let _ = ring
+                    .submitter()
+                    .submit_with_args(core.cq_held as usize + 1, &args);
                 self.reap(core, fx);
             }
         }
