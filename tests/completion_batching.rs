@@ -31,11 +31,11 @@ fn datagram(round: u32, index: usize) -> [u8; 8] {
     d
 }
 
-/// `ROUNDS` bursts: a plain thread sends one datagram to each of
+/// `rounds` bursts: a plain thread sends one datagram to each of
 /// `SOCKETS` sockets, each received by its own task, and waits until all
 /// arrived before the next round. Every task checks it got exactly its own
 /// datagram of each round, in order.
-fn bursts(ctx: &IoContext) {
+fn bursts(ctx: &IoContext, rounds: u32) {
     let sockets: Vec<UdpSocket> = (0..SOCKETS)
         .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -45,7 +45,7 @@ fn bursts(ctx: &IoContext) {
         let received = received.clone();
         thread::spawn(move || {
             let out = StdUdpSocket::bind("127.0.0.1:0").unwrap();
-            for round in 0..ROUNDS {
+            for round in 0..rounds {
                 for (i, addr) in addrs.iter().enumerate() {
                     out.send_to(&datagram(round, i), addr).unwrap();
                 }
@@ -64,7 +64,7 @@ fn bursts(ctx: &IoContext) {
                 let received = received.clone();
                 ringio::spawn(async move {
                     let mut buf = vec![0u8; 64];
-                    for round in 0..ROUNDS {
+                    for round in 0..rounds {
                         let (res, b) = s.recv_from(buf).await;
                         let (n, _) = res.unwrap();
                         assert_eq!(&b[..n], &datagram(round, i), "socket {i}, round {round}");
@@ -103,7 +103,7 @@ fn every_op_of_a_burst_completes_once_with_its_own_data() {
         watchdog(Duration::from_secs(30), move || {
             let _fds = fd_shared();
             let start = ctx.metrics();
-            bursts(&ctx);
+            bursts(&ctx, ROUNDS);
             let m = ctx.metrics();
             // Each datagram's receive completed once (plus at least the
             // wake-up poll's arming and nothing else in the CQ).
@@ -120,9 +120,14 @@ fn every_op_of_a_burst_completes_once_with_its_own_data() {
 /// After a burst, the context waits for a timer with nothing else to do:
 /// the completions of the burst's last batch may still be held in the CQ,
 /// and must not count as new work — the wait sleeps (a few enters, not a
-/// busy loop) and a spin before it finds nothing.
+/// busy loop) and the spin before it finds nothing. The kernel's
+/// `IORING_SQ_TASKRUN` hint may be left set by a pass that also ran work
+/// queued during it (seen in about 1 run of 100), which ends a spin with
+/// nothing to reap; so the spin is judged over several bursts, where held
+/// CQEs taken for work would end every one.
 #[test]
 fn held_completions_are_not_new_work() {
+    const CYCLES: u64 = 8;
     for mode in modes() {
         watchdog(Duration::from_secs(30), move || {
             let _fds = fd_shared();
@@ -131,21 +136,31 @@ fn held_completions_are_not_new_work() {
                 .spin_before_park(Duration::from_millis(5))
                 .build()
                 .unwrap();
-            bursts(&ctx);
-            let (enters, hits, slept) = ctx.block_on(async {
-                let before = IoContext::current().metrics();
-                let start = Instant::now();
-                sleep(Duration::from_millis(40)).await;
-                let after = IoContext::current().metrics();
-                (
-                    after.enter_calls - before.enter_calls,
-                    after.spin_hits - before.spin_hits,
-                    start.elapsed(),
-                )
-            });
-            assert!(slept >= Duration::from_millis(40), "[{mode}] {slept:?}");
-            assert_eq!(hits, 0, "[{mode}] the spin took held CQEs for work");
-            assert!(enters <= 4, "[{mode}] {enters} enters for one idle sleep");
+            let mut hits = 0;
+            for cycle in 0..CYCLES {
+                bursts(&ctx, 1);
+                let (enters, spin_hits, slept) = ctx.block_on(async {
+                    let before = IoContext::current().metrics();
+                    let start = Instant::now();
+                    sleep(Duration::from_millis(20)).await;
+                    let after = IoContext::current().metrics();
+                    (
+                        after.enter_calls - before.enter_calls,
+                        after.spin_hits - before.spin_hits,
+                        start.elapsed(),
+                    )
+                });
+                assert!(slept >= Duration::from_millis(20), "[{mode}] {slept:?}");
+                assert!(
+                    enters <= 4,
+                    "[{mode}] cycle {cycle}: {enters} enters for one idle sleep"
+                );
+                hits += spin_hits;
+            }
+            assert!(
+                hits < CYCLES / 2,
+                "[{mode}] {hits} of {CYCLES} idle spins ended early: held CQEs taken for work"
+            );
         });
     }
 }
