@@ -82,7 +82,7 @@ impl Driver {
                     }
                 }
             }
-            if self.hold_cqes && seen > 0 && seen <= (cq.capacity() / 4) as u64 {
+            if self.cfg.defer_taskrun() && seen > 0 && seen <= (cq.capacity() / 4) as u64 {
                 // Not moving the head keeps them counted by the kernel, so
                 // the next enter may ask for them (module docs, "Held
                 // completions"). The view owns nothing: forgetting it only

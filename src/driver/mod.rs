@@ -130,9 +130,6 @@ pub(crate) struct Driver {
     /// crate's queue views write them back when dropped).
     sq_queued: AtomicUsize,
     cfg: RingConfig,
-    /// DEFER_TASKRUN ring: a reap leaves what it dispatched in the CQ until
-    /// the next one (`cq` module docs, "Held completions").
-    hold_cqes: bool,
     pub(crate) counters: DriverCounters,
     /// Provided-buffer rings registered and not yet dropped (any thread
     /// drops them; the unregistration itself may be queued to the owner).
@@ -167,7 +164,6 @@ impl Driver {
             wakeup,
             inflight: CachePadded::new(AtomicUsize::new(0)),
             sq_queued: AtomicUsize::new(0),
-            hold_cqes: cfg.single_threaded && cfg.sqpoll.is_none(),
             cfg,
             counters: DriverCounters::default(),
             buf_rings_live: AtomicUsize::new(0),

@@ -33,6 +33,12 @@ pub(crate) struct RingConfig {
 }
 
 impl RingConfig {
+    /// Whether the ring is created `DEFER_TASKRUN` (single-threaded, no
+    /// SQPOLL): completions are then posted only inside the owner's enters.
+    pub(crate) fn defer_taskrun(&self) -> bool {
+        self.single_threaded && self.sqpoll.is_none()
+    }
+
     /// Rejects sizes the kernel would refuse, before any syscall.
     pub(crate) fn validate(&self) -> io::Result<()> {
         if self.entries == 0 || self.entries > MAX_ENTRIES {
@@ -65,10 +71,10 @@ pub(crate) fn create(cfg: &RingConfig) -> io::Result<IoUring> {
     if cfg.single_threaded {
         b.setup_single_issuer();
         b.setup_r_disabled();
-        if cfg.sqpoll.is_none() {
-            b.setup_defer_taskrun();
-            b.setup_taskrun_flag();
-        }
+    }
+    if cfg.defer_taskrun() {
+        b.setup_defer_taskrun();
+        b.setup_taskrun_flag();
     }
     if let Some((idle, cpu)) = cfg.sqpoll {
         b.setup_sqpoll(idle.as_millis() as u32);
