@@ -58,6 +58,14 @@
 //! 5. Cancel every op still in the kernel and wait, bounded, for the CQEs;
 //!    leak (never free) the memory of those that do not come back.
 //! 6. Close the ring. From now on a stray wake drops its task at once.
+//!
+//! # Files
+//!
+//! This file holds the context's shared state, scheduling, stop and the
+//! parts of a pass both modes share; `single` is the single-threaded loop
+//! (local queue, remote work, park), `multi` the multi-threaded one
+//! (leader/follower over [`RunQueue`]), `work` the outstanding-work count,
+//! `block_on` and `shutdown` what their names say.
 
 use std::fmt;
 use std::io;
@@ -77,19 +85,18 @@ use crate::runtime::cell::{ModeGuard, ModeLock};
 use crate::runtime::frame::{self, Frame};
 use crate::runtime::metrics::Counters;
 use crate::runtime::park::{Inject, Parker};
-use crate::runtime::run_queue::{Next, RunQueue, WaitMode, Wake as QueueWake};
+use crate::runtime::run_queue::{RunQueue, WaitMode, Wake as QueueWake};
 use crate::time::service::TimerService;
 
 mod block_on;
+mod multi;
 mod shutdown;
+mod single;
+mod work;
 
 /// Handlers run between two checks of the ring and timers while the ready
 /// queue stays non-empty (tokio uses the same figure).
 pub(crate) const EVENT_INTERVAL: u32 = 61;
-
-/// Tasks a multi-threaded runner may take ahead from the shared queue per
-/// lock (besides the one it runs), at most half of what is left.
-const STASH_MAX: usize = 16;
 
 pub(crate) use crate::runtime::task::Runnable;
 use crate::runtime::task::TaskQueue;
@@ -228,93 +235,7 @@ impl Shared {
         }
     }
 
-    // ---- work counting, stop, restart ------------------------------------
-
-    // Outstanding work is `outstanding - finished_by_owner` (wrapping).
-    // Every start, and every finish on a thread that does not own a
-    // single-threaded context, is an atomic read-modify-write of
-    // `outstanding`; the owner thread of a single-threaded context counts
-    // its finishes in `finished_by_owner` with a plain load and store (it is
-    // the only writer), which spares an atomic per task. A stale read of
-    // `finished_by_owner` by another thread can only make the count look
-    // larger (finishes not yet seen), never reach zero early; a zero missed
-    // that way is caught by the owner, which re-reads the count after the
-    // full fence of `Parker::prepare_park` before it sleeps (see
-    // `do_some_single`), while that thread's read after its own
-    // read-modify-write sees every owner finish made before that fence.
-
-    pub(crate) fn outstanding(&self) -> usize {
-        self.outstanding
-            .load(Ordering::Acquire)
-            .wrapping_sub(self.finished_by_owner.load(Ordering::Acquire))
-    }
-
-    pub(crate) fn work_started(&self) {
-        self.work_started_n(1);
-    }
-
-    /// `n` units of work started at once (a run frame's credit, see
-    /// [`crate::runtime::frame`]).
-    pub(crate) fn work_started_n(&self, n: usize) {
-        self.outstanding.fetch_add(n, Ordering::Relaxed);
-    }
-
-    //
-    // A multi-threaded runner counts the finishes of the tasks it polls in
-    // its run frame (`Frame::finished`, only while `in_task`) and takes
-    // them off `outstanding` in one step when it flushes its tallies
-    // (every maintain) and when the run queue answers `Next::Publish`:
-    // `RunQueue::next` returns that instead of any answer but `Run` while
-    // the runner holds unpublished work, so it publishes before it may
-    // lead, sleep or leave, but not on every trip to the queue (the count
-    // shares its line with every spawn from outside the context). Until
-    // then the count only looks larger, so nothing stops early; and no
-    // runner sleeps on finishes it has not published, so the zero is never
-    // missed.
-
-    #[inline]
-    pub(crate) fn work_finished(&self) {
-        if self.single_threaded {
-            if frame::is_running(self) {
-                let done = self
-                    .finished_by_owner
-                    .load(Ordering::Relaxed)
-                    .wrapping_add(1);
-                self.finished_by_owner.store(done, Ordering::Release);
-                if self.outstanding.load(Ordering::Acquire).wrapping_sub(done) == 0 {
-                    self.stop();
-                }
-                return;
-            }
-        } else {
-            let tallied = frame::with_frame_of(self, |f| match f {
-                Some(f) if f.in_task.get() => {
-                    f.finished.set(f.finished.get() + 1);
-                    true
-                }
-                _ => false,
-            });
-            if tallied {
-                return;
-            }
-        }
-        self.work_finished_n(1);
-    }
-
-    /// Takes `n` finished units off the outstanding count at once.
-    pub(crate) fn work_finished_n(&self, n: usize) {
-        if n == 0 {
-            return;
-        }
-        let left = self
-            .outstanding
-            .fetch_sub(n, Ordering::AcqRel)
-            .wrapping_sub(n);
-        if left.wrapping_sub(self.finished_by_owner.load(Ordering::Acquire)) == 0 {
-            self.stop();
-        }
-    }
-
+    // ---- stop, restart (work counting: `work`) ---------------------------
     pub(crate) fn stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
     }
@@ -405,18 +326,6 @@ impl Shared {
         frame.in_task.set(false);
     }
 
-    /// The local ready queue of a single-threaded context, for its owner
-    /// (the caller runs it: `do_one_single`, `drain_inject`).
-    #[inline]
-    fn owner_queue<'a>(&self, local: &'a ModeLock<TaskQueue>) -> ModeGuard<'a, TaskQueue> {
-        debug_assert!(frame::is_running(self));
-        // SAFETY: only called on the thread running this single-threaded
-        // context (inside `with_runner`), which is its owner, with the
-        // local queue of `Queue::Single`, always made non-locking; the
-        // guard's re-entrancy flag still catches a nested borrow.
-        unsafe { local.borrow_unlocked() }
-    }
-
     /// Queues a task woken on a thread that runs this context (its run
     /// frame is on this thread's stack): a single-threaded context's owner
     /// pushes to its local queue with no further check.
@@ -427,49 +336,6 @@ impl Shared {
                 self.owner_queue(local).push_back(r)
             }
             _ => self.schedule(r),
-        }
-    }
-
-    /// Owner only: moves remote work into the local queue, runs remote calls.
-    fn drain_inject(&self) -> usize {
-        let Queue::Single { local, inject, .. } = &self.queue else {
-            return 0;
-        };
-        if inject.is_empty() {
-            return 0;
-        }
-        let items = inject.take();
-        let n = items.len();
-        for item in items {
-            match item {
-                Remote::Task(r) => self.owner_queue(local).push_back(r),
-                Remote::Call(f) => f(self),
-            }
-        }
-        n
-    }
-
-    /// A closed single-threaded context has no owner: whoever queued remote
-    /// work becomes one just long enough to run (or drop) it.
-    fn drain_closed_inject(&self) {
-        let Queue::Single { inject, .. } = &self.queue else {
-            return;
-        };
-        let _runner = self.runner.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: the caller holds a strong reference to `self` (every path
-        // here starts from an `Arc<Shared>` or a task's metadata), so the
-        // count can be bumped and an Arc rebuilt from the pointer.
-        let arc = unsafe {
-            Arc::increment_strong_count(self as *const Shared);
-            Arc::from_raw(self as *const Shared)
-        };
-        let mut frame = Frame::detached(&arc);
-        let _g = frame.enter();
-        for item in inject.take() {
-            match item {
-                Remote::Task(r) => drop(r),
-                Remote::Call(f) => f(self),
-            }
         }
     }
 
@@ -639,265 +505,6 @@ impl Shared {
             ),
             Queue::Multi(q) => self.do_one_multi(frame, wait, interrupt, q),
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn do_some_single(
-        &self,
-        frame: &Frame,
-        wait: WaitMode,
-        interrupt: &dyn Fn() -> bool,
-        (max, interrupt_each): (usize, bool),
-        local: &ModeLock<TaskQueue>,
-        inject: &Inject<Remote>,
-        parker: &Parker,
-    ) -> usize {
-        let mut ran = 0;
-        loop {
-            if (ran == 0 || interrupt_each) && interrupt() {
-                return ran;
-            }
-            if frame.since_flush.get() >= EVENT_INTERVAL {
-                self.maintain(frame);
-            }
-            let next = {
-                let mut q = self.owner_queue(local);
-                let next = q.pop_front();
-                frame.others_ready.set(!q.is_empty());
-                next
-            };
-            if let Some(r) = next {
-                self.run_task(frame, r);
-                ran += 1;
-                if ran == max {
-                    return ran;
-                }
-                continue;
-            }
-            if ran > 0 {
-                // Nothing ready: let the caller decide whether to wait.
-                return ran;
-            }
-            if self.drain_inject() > 0 || self.expire_timers() > 0 {
-                continue;
-            }
-            // The frame's unused work credit goes back before the count is
-            // read (see `crate::runtime::frame`).
-            frame.flush_tallies();
-            if self.outstanding() == 0 {
-                return 0;
-            }
-            let until = match wait {
-                WaitMode::Poll => None,
-                WaitMode::Block => Some(None),
-                WaitMode::Until(d) => (Instant::now() < d).then_some(Some(d)),
-            };
-            let Some(until) = until else {
-                // May not block: one non-blocking look at the ring.
-                frame.since_flush.set(0);
-                self.flush_ring();
-                if self.owner_queue(local).is_empty() {
-                    return 0;
-                }
-                continue;
-            };
-            // Park (see super::park for why no wake can be lost here).
-            parker.prepare_park();
-            // After the fence of `prepare_park`: a last finish by another
-            // thread that did not see our own finishes is seen here (see
-            // `work_finished`).
-            if !inject.is_empty() || interrupt() {
-                parker.finish_park();
-                continue;
-            }
-            if self.outstanding() == 0 {
-                parker.finish_park();
-                self.stop();
-                continue;
-            }
-            let now = Instant::now();
-            let timeout = min_opt(
-                self.timers.time_to_next(now),
-                until.map(|d| d.saturating_duration_since(now)),
-            );
-            let mut fx = Effects::reuse();
-            {
-                let core = self.lock_driver().expect("owner");
-                Counters::bump(&self.metrics.leader_waits, 1);
-                self.driver.wait(core, timeout, &mut fx);
-            }
-            parker.finish_park();
-            frame.since_flush.set(0);
-            fx.run_and_recycle();
-            self.expire_timers();
-        }
-    }
-
-    fn do_one_multi(
-        &self,
-        frame: &Frame,
-        wait: WaitMode,
-        interrupt: &dyn Fn() -> bool,
-        q: &RunQueue<Runnable>,
-    ) -> usize {
-        loop {
-            if frame.since_flush.get() >= EVENT_INTERVAL {
-                self.maintain_multi(frame, q);
-            }
-            let stashed = frame.stash.borrow_mut().pop_front();
-            if let Some(r) = stashed {
-                if interrupt() {
-                    frame.stash.borrow_mut().push_front(r);
-                    self.give_back_stash(frame);
-                    return 0;
-                }
-                self.run_task(frame, r);
-                return 1;
-            }
-            // Before this thread may sleep as a follower, the SQEs its
-            // handlers queued must reach the kernel (the leader may be asleep
-            // already): `next` asks for a flush first.
-            let must_flush = frame.since_flush.get() > 0 && self.driver.sq_queued();
-            // This runner's finished work and unused work credit are
-            // published before it may lead, sleep or leave (see
-            // `work_finished`), but not on every trip to the queue: the
-            // count is written by every spawn from outside, so touching it
-            // per task would bounce its cache line between feeder and
-            // runners. `next` says when (`Next::Publish`).
-            let next = q.next(
-                wait,
-                interrupt,
-                || self.outstanding() > 0,
-                (must_flush, frame.has_unpublished_work()),
-                &mut frame.stash.borrow_mut(),
-                STASH_MAX,
-            );
-            match next {
-                Next::Run(r, wake) => {
-                    if wake == QueueWake::Leader {
-                        self.driver.wake();
-                    }
-                    self.run_task(frame, r);
-                    return 1;
-                }
-                Next::Flush => {
-                    frame.since_flush.set(0);
-                    self.reaping(|| self.flush_ring());
-                }
-                Next::Publish => self.work_finished_n(frame.take_unpublished_work()),
-                Next::Idle(wake) => {
-                    if wake == QueueWake::Leader {
-                        self.driver.wake();
-                    }
-                    return 0;
-                }
-                Next::Lead => {
-                    if self.lead(frame, wait, interrupt, q) {
-                        continue;
-                    }
-                    return 0;
-                }
-            }
-        }
-    }
-
-    /// Step 2 of a pass, multi-threaded. While a leader is under way it
-    /// reaps the ring itself (a parked leader wakes on any CQE), so a busy
-    /// runner with no SQEs of its own to submit leaves the ring alone: its
-    /// reap would only take CQEs the leader is woken for — among them the
-    /// leader's own wake-up, which then has to be sent again. The leader
-    /// check is a lock-free hint; a stale answer costs a skipped or an
-    /// extra flush, never a wake-up (`reaping` covers every reap).
-    fn maintain_multi(&self, frame: &Frame, q: &RunQueue<Runnable>) {
-        if q.has_leader() && !self.driver.sq_queued() {
-            frame.since_flush.set(0);
-            frame.flush_tallies();
-            self.expire_timers();
-        } else {
-            self.reaping(|| self.maintain(frame));
-        }
-    }
-
-    /// Runs `flush`, a non-blocking look at the ring by a thread that is not
-    /// the leader, and, multi-threaded, if it reaped anything, re-sends the
-    /// wake of a parked leader that it may have consumed (see "A wake CQE
-    /// reaped by someone else" in [`super::run_queue`]). The driver's reaped
-    /// count tells: this thread sees its own increments, and another
-    /// thread's only make the check more eager.
-    fn reaping(&self, flush: impl FnOnce()) {
-        let Queue::Multi(q) = &self.queue else {
-            return flush();
-        };
-        let reaped = || self.driver.counters.cqes_reaped.load(Ordering::Relaxed);
-        let before = reaped();
-        flush();
-        if reaped() != before && q.rewake() == QueueWake::Leader {
-            self.driver.wake_surely();
-        }
-    }
-
-    /// A multi-threaded runner that stops running gives the tasks it took
-    /// ahead back to the shared queue.
-    fn give_back_stash(&self, frame: &Frame) {
-        if let Queue::Multi(q) = &self.queue {
-            let mut stash = frame.stash.borrow_mut();
-            if q.give_back(&mut stash) == QueueWake::Leader {
-                self.driver.wake();
-            }
-        }
-    }
-
-    /// One leadership: flush, reap, fire timers, and if nothing is ready
-    /// wait in the kernel. Returns `false` if the caller must return 0
-    /// (non-blocking mode with nothing found).
-    fn lead(
-        &self,
-        frame: &Frame,
-        wait: WaitMode,
-        interrupt: &dyn Fn() -> bool,
-        q: &RunQueue<Runnable>,
-    ) -> bool {
-        frame.since_flush.set(0);
-        frame.flush_tallies();
-        let mut fx = Effects::reuse();
-        if let Some(mut core) = self.lock_driver() {
-            self.driver.flush(&mut core, &mut fx);
-        }
-        // Dropping a cancelled op's data may wake a task (a read waiting for
-        // a cancelled read to settle, `net::carry`): do it now, so the task
-        // is queued before `park_leader` looks, not after the next wait.
-        fx.garbage.clear();
-        let now = Instant::now();
-        self.expire_timers_into(now, &mut fx.wakers);
-        let until = match wait {
-            WaitMode::Poll => None,
-            WaitMode::Block => Some(None),
-            WaitMode::Until(d) => (now < d).then_some(Some(d)),
-        };
-        let Some(until) = until.filter(|_| fx.wakers.is_empty()) else {
-            q.finish_lead(None);
-            let found = !fx.wakers.is_empty();
-            fx.run_and_recycle();
-            return found || q.len() > 0;
-        };
-        let timeout = {
-            let store = self.lock(&self.timers.store).expect("locking");
-            min_opt(
-                self.timers.leader_timeout(&store, now),
-                until.map(|d| d.saturating_duration_since(now)),
-            )
-        };
-        if q.park_leader(interrupt) {
-            let core = self.lock_driver().expect("locking");
-            Counters::bump(&self.metrics.leader_waits, 1);
-            self.driver.wait(core, timeout, &mut fx);
-        }
-        self.timers.leader_awake();
-        let now = Instant::now();
-        self.expire_timers_into(now, &mut fx.wakers);
-        q.finish_lead(None);
-        fx.run_and_recycle();
-        true
     }
 }
 
