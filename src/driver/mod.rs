@@ -25,7 +25,18 @@
 //!
 //! On `DEFER_TASKRUN` rings a reap leaves its batch in the CQ until the
 //! next one ("held completions", see [`cq`]).
+//!
+//! # Files
+//!
+//! This file holds the ring, its lock and submission (`push`, `submit`,
+//! `flush`), binding to an owner thread and shutdown; [`cq`] the
+//! completion side, `wait` the blocking enter (and the spin before it),
+//! `cancel` the cancellations, `buf_groups` provided-buffer rings'
+//! registration. The ops themselves are in [`ops`], their slots in
+//! [`slots`].
 
+mod buf_groups;
+mod cancel;
 mod cq;
 pub(crate) mod fd;
 pub(crate) mod graveyard;
@@ -34,6 +45,7 @@ pub(crate) mod ops;
 pub(crate) mod ring;
 pub(crate) mod slots;
 pub(crate) mod stream;
+mod wait;
 pub(crate) mod wakeup;
 
 use std::cell::UnsafeCell;
@@ -46,9 +58,10 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 use io_uring::{opcode, squeue, types, IoUring};
 
-use crate::runtime::cell::{ModeGuard, ModeLock};
+use crate::runtime::cell::ModeLock;
+use buf_groups::BufGroups;
 use ring::RingConfig;
-use slots::{AfterDrop, CancelledOp, Completion, Effects, Slots};
+use slots::{Completion, Effects, Slots};
 use wakeup::Wakeup;
 
 /// user_data of `ASYNC_CANCEL` SQEs (their CQEs only count down `inflight`).
@@ -62,18 +75,6 @@ pub(crate) const NOP_WAKE_TOKEN: u64 = u64::MAX - 2;
 /// How long shutdown waits for cancelled ops' CQEs before it leaks their
 /// memory instead.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// Pause instructions between two looks at the ring while spinning before
-/// a park (`Builder::spin_before_park`): a look reads two shared cache
-/// lines and the clock; this keeps it a small share of the spin.
-const SPIN_PAUSES: u32 = 64;
-
-/// One pause between two looks at the ring (see [`SPIN_PAUSES`]).
-fn spin_pause() {
-    for _ in 0..SPIN_PAUSES {
-        std::hint::spin_loop();
-    }
-}
 
 pub(crate) struct Core {
     pub(crate) slots: Slots,
@@ -89,21 +90,6 @@ pub(crate) struct Core {
     /// the next reap (DEFER_TASKRUN rings only; `cq` module docs, "Held
     /// completions").
     cq_held: u32,
-}
-
-/// Hands out buffer-group ids (`bgid`) for provided-buffer rings
-/// ([`crate::buf::BufRing`]); an id is free again once its ring is
-/// unregistered, which happens only when nothing can still select from it.
-#[derive(Default)]
-struct BufGroups {
-    /// Never handed out yet: `next..=u16::MAX`.
-    next: u32,
-    freed: Vec<u16>,
-    /// Which ring the ids belong to: bumped when a single-threaded context
-    /// rebuilds its ring, which starts with no group registered (an
-    /// unregistration queued for the old ring is then skipped, and its id
-    /// is not put back twice).
-    generation: u64,
 }
 
 #[derive(Default)]
@@ -272,10 +258,7 @@ impl Driver {
                 }
                 let fresh = ring::create(&self.cfg)?;
                 fresh.submitter().register_enable_rings()?;
-                core.buf_groups = BufGroups {
-                    generation: core.buf_groups.generation + 1,
-                    ..BufGroups::default()
-                };
+                core.buf_groups = core.buf_groups.for_new_ring();
                 // SAFETY: single-threaded owner with nothing in flight: no
                 // other user of the ring exists (module docs, rule (b)).
                 unsafe { *self.ring.get() = Some(fresh) };
@@ -356,83 +339,6 @@ impl Driver {
         Ok(key)
     }
 
-    /// The future or stream owning `key` was dropped.
-    pub(crate) fn drop_op(
-        &self,
-        core: &mut Core,
-        key: usize,
-        data: Box<dyn CancelledOp>,
-        fx: &mut Effects,
-    ) {
-        if core.slots.drop_op(key, data, fx) == AfterDrop::SubmitCancel {
-            self.counters.ops_cancelled.fetch_add(1, Ordering::Relaxed);
-            self.cancel_key(core, key);
-        }
-    }
-
-    /// Cancels an op whose owner still polls it (its slot stays live and
-    /// receives the `ECANCELED` completion).
-    pub(crate) fn cancel_owned(&self, core: &mut Core, key: usize) {
-        if core.closed || !core.slots.is_live(key) {
-            return;
-        }
-        core.slots.cancel_requested(key);
-        self.counters.ops_cancelled.fetch_add(1, Ordering::Relaxed);
-        self.cancel_key(core, key);
-    }
-
-    /// Asks the kernel to cancel the op in slot `key`. Best effort: if the
-    /// cancel cannot be queued the op still completes on its own, and its
-    /// slot is freed then.
-    fn cancel_key(&self, core: &mut Core, key: usize) {
-        crate::trace::trace_event!(key, "cancel");
-        let sqe = opcode::AsyncCancel::new(key as u64)
-            .build()
-            .user_data(CANCEL_TOKEN);
-        if self.push(core, &sqe).is_ok() {
-            self.inflight.fetch_add(1, Ordering::Release);
-        }
-    }
-
-    /// Cancels every op on `fd` and flushes the cancel to the kernel *now*,
-    /// while `fd` is still open (the number may be reused after close).
-    pub(crate) fn cancel_fd_and_flush(&self, core: &mut Core, fd: RawFd) -> io::Result<()> {
-        if core.closed {
-            return Ok(());
-        }
-        self.cancel_fd(core, fd)?;
-        if self.may_enter(core) {
-            let ring = self.ring().expect("open ring");
-            let _ = self.enter_submit(ring, core.cq_held);
-            // With DEFER_TASKRUN the cancelled requests finish (and drop
-            // their reference to the file) only when task work runs, which
-            // takes an enter with GETEVENTS: without it a closed listener
-            // would keep accepting until the next wait. `submit` adds
-            // GETEVENTS when the kernel flags pending task work.
-            // SAFETY: under the core lock: the only live SubmissionQueue.
-            if unsafe { ring.submission_shared() }.taskrun() {
-                let _ = self.enter_submit(ring, core.cq_held);
-            }
-            self.sync_sq_hint(ring);
-        }
-        Ok(())
-    }
-
-    /// Queues `ASYNC_CANCEL` for every op on `fd`; those ops report
-    /// `ECANCELED` (none is resubmitted). Submitted with the pass's batch.
-    pub(crate) fn cancel_fd(&self, core: &mut Core, fd: RawFd) -> io::Result<()> {
-        if core.closed {
-            return Ok(());
-        }
-        core.slots.cancel_requested_fd(fd);
-        let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
-            .build()
-            .user_data(CANCEL_TOKEN);
-        self.push(core, &sqe)?;
-        self.inflight.fetch_add(1, Ordering::Release);
-        Ok(())
-    }
-
     /// One `io_uring_enter` that submits what is queued and (with
     /// DEFER_TASKRUN) runs deferred completions, without waiting: it asks
     /// for the `held` CQEs already in the ring (`cq` module docs, "Held
@@ -491,186 +397,6 @@ impl Driver {
             self.sync_sq_hint(ring);
         }
         self.reap(core, fx);
-    }
-
-    /// Waits in the kernel for at least one CQE or `timeout`, submitting
-    /// queued SQEs in the same call, then reaps. Single-threaded callers hold
-    /// the (lockless) core guard throughout; the multi-threaded leader passes
-    /// the lock in and it is released around the wait.
-    pub(crate) fn wait(
-        &self,
-        mut core: ModeGuard<'_, Core>,
-        timeout: Option<Duration>,
-        fx: &mut Effects,
-    ) {
-        fx.append(&mut core.deferred);
-        let Some(ring) = self.ring() else { return };
-        if !self.may_enter(&core) {
-            return;
-        }
-        let core = self.spin_before_park(core, ring, timeout);
-        let held_cqes = core.cq_held;
-        let unlocked = self.core.is_locking();
-        let held = if unlocked {
-            drop(core);
-            None
-        } else {
-            Some(core)
-        };
-        self.counters.enter_calls.fetch_add(1, Ordering::Relaxed);
-        crate::trace::trace_event!(timeout_us = timeout.map(|t| t.as_micros() as u64), "wait");
-        let submitter = ring.submitter();
-        let res = match timeout {
-            Some(t) => {
-                let ts = types::Timespec::new()
-                    .sec(t.as_secs())
-                    .nsec(t.subsec_nanos());
-                let args = types::SubmitArgs::new().timespec(&ts);
-                submitter.submit_with_args(held_cqes as usize + 1, &args)
-            }
-            None => submitter.submit_and_wait(held_cqes as usize + 1),
-        };
-        if let Ok(n) = res {
-            self.counters
-                .sqes_submitted
-                .fetch_add(n as u64, Ordering::Relaxed);
-        }
-        // ETIME (deadline), EINTR (signal), EBUSY (CQ backlog) and EAGAIN all
-        // end the wait; the reap below makes progress in each case.
-        let mut core = match held {
-            Some(core) => core,
-            // SAFETY: multi-threaded mode: a real mutex is taken.
-            None => unsafe { self.core.lock_unchecked() },
-        };
-        self.sync_sq_hint(ring);
-        self.reap(&mut core, fx);
-    }
-
-    /// `Builder::spin_before_park`: polls the ring, for at most the
-    /// configured time and never past `timeout`, until the kernel has
-    /// something for this runner: a CQE, or (DEFER_TASKRUN) deferred
-    /// completions flagged by `IORING_SQ_TASKRUN`. The wait that follows
-    /// then returns at once instead of sleeping, so the wake-up (which on a
-    /// VM can cost tens of µs) is avoided. Queued SQEs are submitted first:
-    /// the work being waited for may depend on them.
-    ///
-    /// The caller is about to wait: every way of giving it work ends in a
-    /// CQE or in deferred work (a wake-up is an eventfd write, which the
-    /// multishot poll turns into a completion), so the spin sees each of
-    /// them. Multi-threaded, the lock is released between two looks so
-    /// the other runners keep using the ring; one of them may reap the
-    /// CQE meant for this leader meanwhile, which the run queue's re-wake
-    /// rule covers exactly as for a leader asleep in the kernel. A missed
-    /// look would only mean sleeping as without the spin.
-    fn spin_before_park<'a>(
-        &'a self,
-        mut core: ModeGuard<'a, Core>,
-        ring: &IoUring,
-        timeout: Option<Duration>,
-    ) -> ModeGuard<'a, Core> {
-        let limit = match timeout {
-            Some(t) => t.min(self.cfg.spin_before_park),
-            None => self.cfg.spin_before_park,
-        };
-        if limit.is_zero() {
-            return core;
-        }
-        // SAFETY: under the core lock (the guard): the only live SQ view.
-        if !unsafe { ring.submission_shared() }.is_empty() {
-            // EBUSY/EINTR: the wait that follows submits them again.
-            let _ = self.enter_submit(ring, core.cq_held);
-            self.sync_sq_hint(ring);
-        }
-        let start = Instant::now();
-        loop {
-            {
-                // SAFETY: under the core lock (the guard): the only live
-                // queue views.
-                let (sq, cq) = unsafe { (ring.submission_shared(), ring.completion_shared()) };
-                if sq.taskrun() || sq.cq_overflow() || core.has_new_cqes(cq.len()) {
-                    self.counters.spin_hits.fetch_add(1, Ordering::Relaxed);
-                    return core;
-                }
-            }
-            if start.elapsed() >= limit {
-                return core;
-            }
-            if self.core.is_locking() {
-                drop(core);
-                spin_pause();
-                // SAFETY: multi-threaded mode: a real mutex is taken.
-                core = unsafe { self.core.lock_unchecked() };
-            } else {
-                spin_pause();
-            }
-        }
-    }
-
-    /// Registers a provided-buffer ring of `entries` descriptors at `addr`;
-    /// returns its buffer-group id and the ring generation it belongs to
-    /// (both needed by [`unregister_buf_ring`](Self::unregister_buf_ring)).
-    ///
-    /// The caller keeps the memory valid until it is unregistered or the
-    /// ring is closed or replaced ([`crate::buf::ring`] explains how), and
-    /// calls [`buf_ring_dropped`](Self::buf_ring_dropped) when its handle
-    /// goes.
-    pub(crate) fn register_buf_ring(
-        &self,
-        core: &mut Core,
-        addr: u64,
-        entries: u16,
-    ) -> io::Result<(u16, u64)> {
-        let Some(ring) = self.ring() else {
-            return Err(closed_error());
-        };
-        let groups = &mut core.buf_groups;
-        let bgid = match groups.freed.pop() {
-            Some(id) => id,
-            None if groups.next <= u32::from(u16::MAX) => {
-                groups.next += 1;
-                (groups.next - 1) as u16
-            }
-            None => {
-                return Err(io::Error::other(
-                    "ringio: 65536 BufRings are registered with this IoContext already",
-                ))
-            }
-        };
-        // SAFETY: `addr` points at `entries` descriptors that stay valid
-        // until unregistered (the caller's contract above).
-        let res = unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(addr, entries, bgid, 0)
-        };
-        match res {
-            Ok(()) => {
-                self.buf_rings_live.fetch_add(1, Ordering::AcqRel);
-                Ok((bgid, groups.generation))
-            }
-            Err(e) => {
-                groups.freed.push(bgid);
-                Err(e)
-            }
-        }
-    }
-
-    /// A registered ring's last handle is gone (from any thread); its
-    /// unregistration may still be queued.
-    pub(crate) fn buf_ring_dropped(&self) {
-        self.buf_rings_live.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Unregisters buffer group `bgid` of ring `generation` (nothing to do
-    /// if that ring was replaced or closed since).
-    pub(crate) fn unregister_buf_ring(&self, core: &mut Core, bgid: u16, generation: u64) {
-        if core.buf_groups.generation != generation {
-            return;
-        }
-        if let Some(ring) = self.ring() {
-            // Failure would mean the group is not registered: nothing to undo.
-            let _ = ring.submitter().unregister_buf_ring(bgid);
-        }
-        core.buf_groups.freed.push(bgid);
     }
 
     /// Shutdown, steps 4–6 (see `runtime::scheduler`): cancel every op still
