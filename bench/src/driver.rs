@@ -15,7 +15,8 @@
 //! 4. Each cell is a fresh process, `ringio-bench cell '<spec>'`, killed
 //!    after [`CELL_TIMEOUT`]; a failed cell becomes a note, never an abort.
 //! 5. Rows are grouped by (family, workload, params, runtime, metric); the
-//!    median of the repeats is reported.
+//!    median of the repeats is reported, and each value keeps its repeat
+//!    number, so the report can also compare runtimes repeat by repeat.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -172,14 +173,18 @@ pub struct Summary {
     pub row: Row,
     /// The value of every repeat, in run order.
     pub samples: Vec<f64>,
+    /// The repeat (1-based) each of `samples` came from.
+    pub sample_repeats: Vec<usize>,
 }
 
-/// Groups rows and takes medians (value and each extra separately).
-pub fn summarize(rows: &[Row]) -> Vec<Summary> {
+/// Groups rows, each with its repeat number, and takes medians (value and
+/// each extra separately).
+pub fn summarize(rows: &[(usize, Row)]) -> Vec<Summary> {
     type Key = (String, String, String, String, String);
-    let mut by_key: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
+    let mut by_key: BTreeMap<Key, Vec<&(usize, Row)>> = BTreeMap::new();
     let mut order: Vec<Key> = Vec::new();
-    for r in rows {
+    for pair in rows {
+        let r = &pair.1;
         let key = (
             r.family.clone(),
             r.workload.clone(),
@@ -193,12 +198,14 @@ pub fn summarize(rows: &[Row]) -> Vec<Summary> {
                 order.push(key);
                 Vec::new()
             })
-            .push(r);
+            .push(pair);
     }
     order
         .into_iter()
         .map(|key| {
-            let rs = &by_key[&key];
+            let pairs = &by_key[&key];
+            let sample_repeats: Vec<usize> = pairs.iter().map(|(n, _)| *n).collect();
+            let rs: Vec<&Row> = pairs.iter().map(|(_, r)| r).collect();
             let samples: Vec<f64> = rs.iter().map(|r| r.value).collect();
             let mut row = rs[0].clone();
             row.value = median(&samples);
@@ -206,7 +213,11 @@ pub fn summarize(rows: &[Row]) -> Vec<Summary> {
                 let xs: Vec<f64> = rs.iter().filter_map(|r| r.extra.get(k).copied()).collect();
                 *v = median(&xs);
             }
-            Summary { row, samples }
+            Summary {
+                row,
+                samples,
+                sample_repeats,
+            }
         })
         .collect()
 }
@@ -265,7 +276,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
                 }
                 let t0 = Instant::now();
                 match run_child(&exe, &cell, CELL_TIMEOUT) {
-                    Ok(mut got) => {
+                    Ok(got) => {
                         let headline = got
                             .first()
                             .map(|r| format!("{} {}", report::human(r.value), r.unit))
@@ -277,7 +288,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
                         if got.is_empty() {
                             note("the cell printed no rows".to_string());
                         }
-                        rows.append(&mut got);
+                        rows.extend(got.into_iter().map(|r| (repeat + 1, r)));
                     }
                     Err(e) => {
                         eprintln!("[{done}/{total}] {label}: FAILED: {e}");
@@ -502,15 +513,22 @@ mod tests {
     #[test]
     fn summaries_take_medians_of_value_and_extras() {
         let spec = &cpu::cells(false)[0];
-        let rows: Vec<Row> = [5.0, 1.0, 3.0]
+        let rows: Vec<(usize, Row)> = [5.0, 1.0, 3.0]
             .iter()
-            .map(|&v| Row::new(spec, "m", "u", v, true).with("wall_ms", v * 10.0))
+            .enumerate()
+            .map(|(i, &v)| {
+                (
+                    i + 1,
+                    Row::new(spec, "m", "u", v, true).with("wall_ms", v * 10.0),
+                )
+            })
             .collect();
         let s = summarize(&rows);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].row.value, 3.0);
         assert_eq!(s[0].row.extra["wall_ms"], 30.0);
         assert_eq!(s[0].samples, [5.0, 1.0, 3.0]);
+        assert_eq!(s[0].sample_repeats, [1, 2, 3]);
     }
 
     #[test]

@@ -174,6 +174,8 @@ struct Line {
     unit: String,
     higher_is_better: bool,
     values: BTreeMap<String, f64>,
+    /// Each runtime's values with their repeat numbers.
+    samples: BTreeMap<String, Vec<(usize, f64)>>,
 }
 
 impl Line {
@@ -190,6 +192,25 @@ impl Line {
             relative(ringio, best, self.higher_is_better),
             peer.to_string(),
         ))
+    }
+
+    /// ringio against the same best peer repeat by repeat: the median of
+    /// the ratios of the repeats both have a value for (at least two).
+    /// Each repeat runs a cell's runtimes back to back, so a slow stretch
+    /// of the machine that spans them cancels out of that repeat's ratio.
+    fn per_repeat_ratio(&self) -> Option<f64> {
+        let (_, peer) = self.ratio()?;
+        let ours = self.samples.get("ringio")?;
+        let theirs = self.samples.get(&peer)?;
+        let ratios: Vec<f64> = ours
+            .iter()
+            .filter_map(|&(n, v)| {
+                let &(_, p) = theirs.iter().find(|(m, _)| *m == n)?;
+                let r = relative(v, p, self.higher_is_better);
+                r.is_finite().then_some(r)
+            })
+            .collect();
+        (ratios.len() >= 2).then(|| crate::driver::median(&ratios))
     }
 }
 
@@ -210,11 +231,20 @@ fn lines(rows: &[&Summary]) -> Vec<Line> {
                     unit: r.unit.clone(),
                     higher_is_better: r.higher_is_better,
                     values: BTreeMap::new(),
+                    samples: BTreeMap::new(),
                 });
                 out.last_mut().expect("just pushed")
             }
         };
         line.values.insert(r.runtime.clone(), r.value);
+        line.samples.insert(
+            r.runtime.clone(),
+            s.sample_repeats
+                .iter()
+                .copied()
+                .zip(s.samples.iter().copied())
+                .collect(),
+        );
     }
     out
 }
@@ -248,12 +278,12 @@ fn family_markdown(family: &str, rows: &[&Summary], notes: &[&Note], meta: &Meta
     for c in &cols {
         let _ = write!(md, " {c} |");
     }
-    let _ = writeln!(md, " ringio vs best peer |");
+    let _ = writeln!(md, " ringio vs best peer | per repeat |");
     let _ = write!(md, "|---|---|---|");
     for _ in &cols {
         let _ = write!(md, "---:|");
     }
-    let _ = writeln!(md, "---:|");
+    let _ = writeln!(md, "---:|---:|");
     for l in lines(rows) {
         let dir = if l.higher_is_better { "↑" } else { "↓" };
         let _ = write!(
@@ -280,14 +310,20 @@ fn family_markdown(family: &str, rows: &[&Summary], notes: &[&Note], meta: &Meta
         let ratio = l
             .ratio()
             .map_or("n/a".to_string(), |(r, peer)| format!("{r:.2}× ({peer})"));
-        let _ = writeln!(md, " {ratio} |");
+        let per_repeat = l
+            .per_repeat_ratio()
+            .map_or("n/a".to_string(), |r| format!("{r:.2}×"));
+        let _ = writeln!(md, " {ratio} | {per_repeat} |");
     }
     let _ = writeln!(
         md,
         "\n↑ higher is better, ↓ lower is better. \"ringio vs best peer\" is above 1.0 \
          when ringio is ahead of the best other runtime (value / best for ↑, best / value \
          for ↓); the spinning servers (`*-spin`) are left out of it, being another trade of CPU \
-         for latency. n/a: the runtime has no equivalent (or, for the ratio, no ringio or no peer value)."
+         for latency. \"per repeat\" compares ringio with that same peer within each repeat (the \
+         runtimes of a cell run back to back) and takes the median of those ratios, so a slow \
+         stretch of the machine that covers a whole repeat cancels out. n/a: the runtime has no \
+         equivalent (or, for a ratio, no ringio or no peer value, or fewer than two repeats)."
     );
     if !notes.is_empty() {
         let _ = writeln!(md, "\n## Notes\n");
@@ -353,6 +389,7 @@ struct JsonRow<'a> {
     row: &'a crate::cell::Row,
     repeats: usize,
     samples: &'a [f64],
+    sample_repeats: &'a [usize],
 }
 
 /// Short x-axis label of a line: the workload without its family, the
@@ -543,6 +580,7 @@ pub fn write_all(
                     row: &s.row,
                     repeats: s.samples.len(),
                     samples: &s.samples,
+                    sample_repeats: &s.sample_repeats,
                 })
                 .collect(),
             notes: &fam_notes,
@@ -643,8 +681,63 @@ mod tests {
                 ("tokio".into(), 500.0),
                 ("compio".into(), 200.0),
             ]),
+            samples: BTreeMap::new(),
         };
         assert_eq!(l.ratio(), Some((2.0, "compio".to_string())));
+        assert_eq!(l.per_repeat_ratio(), None, "no samples, no pairs");
+    }
+
+    #[test]
+    fn per_repeat_ratio_pairs_repeats_with_the_best_peer() {
+        let samples = |v: &[(usize, f64)]| v.to_vec();
+        let l = Line {
+            workload: "w".into(),
+            params: String::new(),
+            metric: "ops".into(),
+            unit: "ops/s".into(),
+            higher_is_better: true,
+            // Medians: ringio 15, monoio 15 (best peer), tokio 5.
+            values: BTreeMap::from([
+                ("ringio".into(), 15.0),
+                ("monoio".into(), 15.0),
+                ("tokio".into(), 5.0),
+            ]),
+            // Repeat 2 was slow for everyone; monoio has no repeat 4 and
+            // ringio no repeat 3, so only repeats 1, 2 and 5 pair up.
+            samples: BTreeMap::from([
+                (
+                    "ringio".into(),
+                    samples(&[(1, 20.0), (2, 10.0), (4, 30.0), (5, 15.0)]),
+                ),
+                (
+                    "monoio".into(),
+                    samples(&[(1, 16.0), (2, 8.0), (3, 15.0), (5, 15.0)]),
+                ),
+                ("tokio".into(), samples(&[(1, 5.0), (2, 5.0)])),
+            ]),
+        };
+        assert_eq!(l.ratio(), Some((1.0, "monoio".to_string())));
+        // 20/16, 10/8, 15/15: median 1.25.
+        assert_eq!(l.per_repeat_ratio(), Some(1.25));
+        let lower = Line {
+            higher_is_better: false,
+            values: BTreeMap::from([("ringio".into(), 50.0), ("tokio".into(), 100.0)]),
+            samples: BTreeMap::from([
+                ("ringio".into(), samples(&[(1, 50.0), (2, 200.0)])),
+                ("tokio".into(), samples(&[(1, 100.0), (2, 100.0)])),
+            ]),
+            ..l
+        };
+        // 100/50 and 100/200: median 1.25, ahead in one and behind in one.
+        assert_eq!(lower.per_repeat_ratio(), Some(1.25));
+        let single = Line {
+            samples: BTreeMap::from([
+                ("ringio".into(), samples(&[(1, 50.0)])),
+                ("tokio".into(), samples(&[(1, 100.0)])),
+            ]),
+            ..lower
+        };
+        assert_eq!(single.per_repeat_ratio(), None, "one pair is not enough");
     }
 
     #[test]
