@@ -1,4 +1,4 @@
-//! Multishot `IORING_OP_RECV` selecting buffers from a [`BufRing`]: one
+//! Multishot `IORING_OP_RECV` selecting buffers from a [`BufRing`](crate::buf::BufRing): one
 //! SQE, one CQE per chunk received.
 //!
 //! Each CQE that carries data names the ring buffer it filled

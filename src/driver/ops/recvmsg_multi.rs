@@ -1,4 +1,4 @@
-//! Multishot `IORING_OP_RECVMSG` selecting buffers from a [`BufRing`]: one
+//! Multishot `IORING_OP_RECVMSG` selecting buffers from a [`BufRing`](crate::buf::BufRing): one
 //! SQE, one CQE per datagram, each with its source address.
 //!
 //! The kernel lays every buffer out as `struct io_uring_recvmsg_out`, then
