@@ -104,7 +104,7 @@ impl IoContext {
 
     /// Runs a blocking closure on the context's blocking pool: a thread of
     /// its own, so it cannot stall the threads that run tasks. See the free
-    /// [`spawn_blocking`](crate::spawn_blocking) for the details.
+    /// [`ringio::spawn_blocking`](crate::spawn_blocking) for the details.
     pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Information about a file, from `IORING_OP_STATX`: returned by
-/// [`File::metadata`](super::File::metadata), [`metadata`](super::metadata)
+/// [`File::metadata`](super::File::metadata), [`metadata`](fn@super::metadata)
 /// and [`symlink_metadata`](super::symlink_metadata).
 ///
 /// `std::fs::Metadata` cannot be built outside std, hence this type; its

@@ -1,5 +1,5 @@
 //! Files through the ring: [`File`] (positional and stream I/O), and
-//! path operations — [`read`], [`write()`], [`metadata`], [`rename`],
+//! path operations — [`read`], [`write()`], [`metadata()`], [`rename`],
 //! [`remove_file`], [`create_dir_all`], ... — each one io_uring operation
 //! (`OPENAT`, `READ`, `WRITE`, `STATX`, `FSYNC`, `FTRUNCATE`, `RENAMEAT`,
 //! `UNLINKAT`, `MKDIRAT`) on the context running the calling task.

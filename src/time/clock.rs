@@ -8,7 +8,7 @@
 //! with `clock_gettime(CLOCK_MONOTONIC)` and returns nanoseconds, skipping
 //! the `Instant` arithmetic (`Timespec` checks, `Duration` normalisation,
 //! `u128`-free but branchy subtraction) on the hot path of
-//! [`sleep`](super::sleep). It is the same clock read at the same moment
+//! [`sleep`](fn@super::sleep). It is the same clock read at the same moment
 //! as `Instant::now()` would be: no coarse clock, no cache, no estimate.
 //!
 //! To move between the two forms we need one `Instant` whose raw value is

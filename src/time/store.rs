@@ -245,7 +245,7 @@ impl TimerStore {
         self.reset_ns(key, self.ns(deadline))
     }
 
-    /// [`reset`](Self::reset) to `when` (from [`ns`](Self::ns)).
+    /// `reset` to `when` (from [`ns`](Self::ns)).
     pub(crate) fn reset_ns(&mut self, key: usize, when: u64) {
         self.unlink(key);
         self.entries[key].when = when;
