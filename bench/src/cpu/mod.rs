@@ -407,6 +407,33 @@ impl Completions {
     }
 }
 
+/// CPU time the calling thread has used since it started
+/// (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes into the live `ts`; the clock exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The extras of `io_context.multithreaded` that show who was busy: the
+/// feeder's CPU and the runners' mean CPU, each as a share of the wall time.
+pub fn busy_extras(
+    elapsed: Duration,
+    feeder_cpu: Duration,
+    runners_cpu: Duration,
+    threads: usize,
+) -> Vec<(&'static str, f64)> {
+    let pct = |cpu: Duration| 100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
+    vec![
+        ("feeder_busy_pct", pct(feeder_cpu)),
+        ("runner_busy_pct", pct(runners_cpu) / threads.max(1) as f64),
+    ]
+}
+
 /// The feeder loop of `io_context.multithreaded`, the same for every
 /// runtime: `spawn_batch(b)` spawns batch `b` (each task calling
 /// [`Completions::task_done`]); before batch `b >= 2` it waits for batch
@@ -457,6 +484,26 @@ mod tests {
             }
         }
         assert!(cells(true).len() < cells(false).len());
+    }
+
+    #[test]
+    fn busy_shares_of_feeder_and_mean_runner() {
+        let x = busy_extras(
+            Duration::from_millis(200),
+            Duration::from_millis(150),
+            Duration::from_millis(100),
+            2,
+        );
+        assert_eq!(x, [("feeder_busy_pct", 75.0), ("runner_busy_pct", 25.0)]);
+        let before = thread_cpu();
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_millis(20) {
+            std::hint::spin_loop();
+        }
+        assert!(
+            thread_cpu() - before >= Duration::from_millis(5),
+            "spinning uses CPU"
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ use ringio::time;
 use ringio::IoContext;
 
 use super::{
-    check_count, feed, fire_offset, poll_once, yield_now, Completions, Measured, Workload,
+    busy_extras, check_count, feed, fire_offset, poll_once, thread_cpu, yield_now, Completions,
+    Measured, Workload,
 };
 
 pub fn measure(w: &Workload) -> Result<Measured, String> {
@@ -130,7 +131,10 @@ fn multithreaded(threads: usize, batches: u64, batch: u64) -> Result<Measured, S
     let runners: Vec<_> = (0..threads)
         .map(|_| {
             let ctx = ctx.clone();
-            thread::spawn(move || ctx.run())
+            thread::spawn(move || {
+                let polls = ctx.run();
+                (polls, thread_cpu())
+            })
         })
         .collect();
     // One per cell process, shared by reference: a per-task `Arc` clone
@@ -138,26 +142,36 @@ fn multithreaded(threads: usize, batches: u64, batch: u64) -> Result<Measured, S
     // decrements) that is the benchmark's, not the runtime's.
     let completions: &'static Completions = Box::leak(Box::new(Completions::new(batch)));
     let start = Instant::now();
+    let feeder_before = thread_cpu();
     let fed = feed(batches, batch, completions, |_| {
         for _ in 0..batch {
             let c = completions;
             drop(ctx.spawn(async move { c.task_done() }));
         }
     });
+    let feeder_cpu = thread_cpu() - feeder_before;
     let elapsed = start.elapsed();
     drop(guard);
     if fed.is_err() {
         ctx.stop();
     }
-    let polls: usize = runners.into_iter().map(|r| r.join().unwrap_or(0)).sum();
+    let ran: Vec<(usize, Duration)> = runners
+        .into_iter()
+        .map(|r| r.join().unwrap_or_default())
+        .collect();
+    let polls: usize = ran.iter().map(|(n, _)| n).sum();
+    let runners_cpu: Duration = ran.iter().map(|(_, cpu)| *cpu).sum();
     fed?;
     check_count("tasks finished", completions.done(), batches * batch)?;
     Ok(Measured {
         ops: batches * batch,
         elapsed,
-        extra: vec![
+        extra: [
             ("runner_threads", threads as f64),
             ("handlers_run", polls as f64),
-        ],
+        ]
+        .into_iter()
+        .chain(busy_extras(elapsed, feeder_cpu, runners_cpu, threads))
+        .collect(),
     })
 }

@@ -3,12 +3,14 @@
 //! `threads` workers fed from the cell's main thread.
 
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::{
-    check_count, feed, fire_offset, poll_once, yield_now, Completions, Measured, Workload,
+    busy_extras, check_count, feed, fire_offset, poll_once, thread_cpu, yield_now, Completions,
+    Measured, Workload,
 };
 
 pub fn measure(w: &Workload) -> Result<Measured, String> {
@@ -117,8 +119,13 @@ pub fn measure(w: &Workload) -> Result<Measured, String> {
 }
 
 fn multithreaded(threads: usize, batches: u64, batch: u64) -> Result<Measured, String> {
+    // Each worker adds the CPU it used when it stops (at shutdown).
+    static RUNNERS_CPU_NS: AtomicU64 = AtomicU64::new(0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
+        .on_thread_stop(|| {
+            RUNNERS_CPU_NS.fetch_add(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
+        })
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     // One per cell process, shared by reference: a per-task `Arc` clone
@@ -126,19 +133,25 @@ fn multithreaded(threads: usize, batches: u64, batch: u64) -> Result<Measured, S
     // decrements) that is the benchmark's, not the runtime's.
     let completions: &'static Completions = Box::leak(Box::new(Completions::new(batch)));
     let start = Instant::now();
+    let feeder_before = thread_cpu();
     let fed = feed(batches, batch, completions, |_| {
         for _ in 0..batch {
             let c = completions;
             drop(rt.spawn(async move { c.task_done() }));
         }
     });
+    let feeder_cpu = thread_cpu() - feeder_before;
     let elapsed = start.elapsed();
     rt.shutdown_timeout(Duration::from_secs(5));
+    let runners_cpu = Duration::from_nanos(RUNNERS_CPU_NS.load(Ordering::Relaxed));
     fed?;
     check_count("tasks finished", completions.done(), batches * batch)?;
     Ok(Measured {
         ops: batches * batch,
         elapsed,
-        extra: vec![("runner_threads", threads as f64)],
+        extra: [("runner_threads", threads as f64)]
+            .into_iter()
+            .chain(busy_extras(elapsed, feeder_cpu, runners_cpu, threads))
+            .collect(),
     })
 }
